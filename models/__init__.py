@@ -1,0 +1,1 @@
+"""Model definitions, the registry of named models, packaged-weight loaders and training recipes."""

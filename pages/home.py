@@ -1,0 +1,63 @@
+"""Home: what Lucid is, what each page does, and what this installation runs on."""
+
+import pandas as pd
+import streamlit as st
+
+from services.device import describe_device
+from services.versions import library_versions
+from ui.catalogue import available_pages
+
+
+@st.cache_resource(show_spinner=False)
+def _device_info():
+    return describe_device()
+
+
+st.title("Lucid")
+st.markdown(
+    "**Explainable AI for business data.** Upload your own data or use the built-in demo data, get "
+    "predictions from deep-learning and gradient-boosted models, and see *why* each prediction was "
+    "made, with SHAP explanations you can download and show to stakeholders. Every model has a model "
+    "card saying where it came from and how well it did on data it had not seen. You can also train "
+    "a model on your own labelled data and keep it under a name."
+)
+
+pages = available_pages()
+if pages:
+    st.subheader("Pages")
+    cols = st.columns(2)
+    for i, page in enumerate(pages):
+        with cols[i % 2].container(border=True):
+            st.page_link(page.path, label=page.title, icon=page.icon)
+            st.caption(f"For: {page.audience}")
+            st.write(page.summary)
+else:
+    st.info("No domain pages are installed in this build yet.")
+
+st.subheader("This installation")
+info = _device_info()
+left, right = st.columns(2)
+with left:
+    label = "GPU" if info.type == "cuda" else ("Apple GPU" if info.type == "mps" else "CPU")
+    st.metric("Compute device", label)
+    st.markdown(f"**Device:** {info.name}")
+    if info.memory_gb:
+        st.markdown(f"**GPU memory:** {info.memory_gb} GB")
+    st.markdown(
+        "**Precision:** "
+        + ("half precision (float16) for inference" if info.half_precision else "full precision (float32)")
+    )
+    st.caption("Set the environment variable LUCID_DEVICE to cpu, cuda or mps to force a device.")
+with right:
+    versions = library_versions()
+    st.markdown("**Key libraries**")
+    st.dataframe(
+        pd.DataFrame({"library": list(versions), "version": list(versions.values())}),
+        hide_index=True,
+        width="stretch",
+    )
+
+st.caption(
+    "Explanations are computed with SHAP (SHapley Additive exPlanations): each feature, word or image "
+    "region gets a share of the prediction, and the shares add up to the model's output."
+)

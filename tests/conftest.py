@@ -1,0 +1,61 @@
+import os
+import random
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from services.device import available_devices  # noqa: E402
+
+DEVICES = available_devices()
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    random.seed(0)
+    np.random.seed(0)
+    try:
+        import torch
+
+        torch.manual_seed(0)
+    except ImportError:  # pragma: no cover
+        pass
+    yield
+
+
+@pytest.fixture
+def model_store(tmp_path, monkeypatch):
+    """A fresh, empty model store for the test (LUCID_MODEL_DIR points at it)."""
+    from services.store import ModelStore
+
+    root = tmp_path / "models"
+    monkeypatch.setenv("LUCID_MODEL_DIR", str(root))
+    return ModelStore(root)
+
+
+def pytest_generate_tests(metafunc):
+    """Tests that take a ``device`` argument run on every device present (CUDA only where there is one)."""
+    if "device" in metafunc.fixturenames:
+        metafunc.parametrize("device", DEVICES)
+
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def app_test():
+    """Factory for an AppTest of the whole app, optionally switched to one page.
+
+    Usage: ``at = app_test("pages/finance.py")`` returns an AppTest that has already run that page.
+    """
+    from streamlit.testing.v1 import AppTest
+
+    def make(page: str | None = None, timeout: float = 120):
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=timeout).run()
+        if page is not None:
+            at.switch_page(str(ROOT / page)).run()
+        return at
+
+    return make

@@ -1,0 +1,52 @@
+"""The layering rules of the project, checked on the source tree."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_services_and_models_never_import_streamlit():
+    offenders = [
+        str(p.relative_to(ROOT))
+        for folder in ("services", "models")
+        for p in (ROOT / folder).rglob("*.py")
+        if "streamlit" in _imports(p)
+    ]
+    assert offenders == []
+
+
+def test_nothing_unpickles():
+    offenders = []
+    for p in ROOT.rglob("*.py"):
+        if ".venv" in p.parts or p.parts[-2] == "tests":
+            continue
+        text = p.read_text()
+        if "pickle.load" in text or "torch.load(" in text and "weights_only=True" not in text:
+            offenders.append(str(p.relative_to(ROOT)))
+    assert offenders == []
+
+
+def test_cli_unknown_domain_lists_valid_ones():
+    out = subprocess.run(
+        [sys.executable, "-m", "services", "astrology", "score", "x.csv", "--out", "y.csv"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert out.returncode == 2
+    assert "unknown domain 'astrology'" in out.stderr and "Valid domains:" in out.stderr

@@ -1,0 +1,1 @@
+"""Plot builders (plotly, no Streamlit), the HTML report builder and small shared Streamlit widgets."""
