@@ -5,7 +5,7 @@
     python -m services <domain> evaluate DATA --target COL [--model NAME]
 
 ``train`` and ``evaluate`` print their metrics as one JSON object on the last line of stdout.
-A domain joins by adding its module to :data:`DOMAIN_MODULES`; the module provides
+A domain joins by existing: ``services/<domain>.py`` for a domain in :data:`KNOWN_DOMAINS` provides
 ``cli_add_arguments(command, parser)`` for its own options and ``cli_run(command, args) -> dict``.
 """
 
@@ -21,8 +21,12 @@ from pathlib import Path
 
 from services.errors import LucidError
 
-#: domain name -> module implementing ``cli_add_arguments`` and ``cli_run``.
-DOMAIN_MODULES: dict[str, str] = {}
+KNOWN_DOMAINS = ("nlp", "vision", "medical", "finance", "recommend")
+
+#: domain name -> module implementing ``cli_add_arguments`` and ``cli_run`` (those present in this build).
+DOMAIN_MODULES: dict[str, str] = {
+    d: f"services.{d}" for d in KNOWN_DOMAINS if (Path(__file__).parent / f"{d}.py").is_file()
+}
 
 COMMANDS = ("train", "score", "evaluate")
 
