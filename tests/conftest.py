@@ -59,3 +59,12 @@ def app_test():
         return at
 
     return make
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+    """The read-only data folder beside the checkout (../shared/data), e.g. shared_data / "bccd"."""
+    folder = __import__("pathlib").Path(os.environ.get("LUCID_SHARED_DATA", ROOT.parent / "shared" / "data"))
+    if not folder.is_dir():
+        pytest.skip(f"shared data folder not found at {folder}")
+    return folder
