@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup run test test-fast bench lint format browser-deps clean
+.PHONY: setup models run test test-fast bench lint format browser-deps clean
 
 setup: $(STAMP)
 
@@ -18,7 +18,11 @@ $(STAMP): requirements.txt requirements-assets.txt requirements-dev.txt
 	$(BIN)/python -m pip install --quiet --no-deps -r requirements-assets.txt
 	touch $(STAMP)
 
-run: setup
+# Trains the defaults that Lucid's own recipes produce (once; later runs find them in the store).
+models: setup
+	$(BIN)/python -m models.build_defaults
+
+run: models
 	$(BIN)/streamlit run app.py
 
 # Debian's Chromium drives the browser tests; installed here when we may (root), else those tests skip.
