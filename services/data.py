@@ -51,6 +51,7 @@ TABLE_EXTENSIONS = (".csv", ".tsv", ".txt", ".xlsx", ".xlsm", ".parquet")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
+_WESTERN = ("cp1252", "latin_1", "iso8859_15")
 _MAGIC_ZIP = b"PK\x03\x04"
 _MAGIC_PARQUET = b"PAR1"
 _MAGIC_OLE = b"\xd0\xcf\x11\xe0"  # legacy .xls
@@ -105,7 +106,18 @@ def decode_text(data: bytes) -> tuple[str, str]:
         if text is None:
             from charset_normalizer import from_bytes
 
-            best = from_bytes(data[:2_000_000]).best()
+            matches = list(from_bytes(data[:2_000_000]))
+            best = matches[0] if matches else None
+            # Short samples leave several single-byte code pages equally plausible; prefer
+            # Windows-1252 / Latin-1, by far the most common for spreadsheets exported in the West.
+            for match in matches:
+                if (
+                    match.encoding in _WESTERN
+                    and best is not None
+                    and match.percent_chaos <= best.percent_chaos
+                ):
+                    best = match
+                    break
             if best is None or best.encoding is None:
                 raise InvalidInputError(
                     "The file looks binary or uses an unknown text encoding; save it as UTF-8 text."
