@@ -2,16 +2,24 @@
 
     python -m services <domain> train DATA --target COL --name NAME
     python -m services <domain> score DATA --out FILE [--model NAME] [--explain]
+                                      [--engine local|dask] [--workers N] [--partition-rows N]
+                                      [--scheduler tcp://host:8786]
     python -m services <domain> evaluate DATA --target COL [--model NAME]
 
 ``train`` and ``evaluate`` print their metrics as one JSON object on the last line of stdout.
+
 A domain joins by existing: ``services/<domain>.py`` for a domain in :data:`KNOWN_DOMAINS` provides
 ``cli_add_arguments(command, parser)`` for its own options and ``cli_run(command, args) -> dict``.
+For ``score``, a domain that also provides ``score_input(args) -> DataFrame`` (the rows to score)
+and a module-level ``score_partition(frame, *, model, explain, options) -> DataFrame`` is run
+partition by partition through :mod:`services.distributed`, here or on a Dask cluster, with the
+same code either way.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import json
 import logging
@@ -19,7 +27,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from services.errors import LucidError
+from services.errors import InvalidInputError, LucidError
 
 KNOWN_DOMAINS = ("nlp", "vision", "medical", "finance", "recommend")
 
@@ -29,14 +37,20 @@ DOMAIN_MODULES: dict[str, str] = {
 }
 
 COMMANDS = ("train", "score", "evaluate")
+ENGINE_OPTIONS = ("engine", "workers", "partition_rows", "scheduler")
 
 
 def read_input(path: str) -> tuple[bytes, str]:
     """Bytes and file name of a CLI input file."""
     p = Path(path)
     if not p.is_file():
-        raise LucidError(f"No such file: {path}")
+        raise InvalidInputError(f"No such file: {path}")
     return p.read_bytes(), p.name
+
+
+def supports_partitions(module: object) -> bool:
+    """Whether a domain's scoring can run partition by partition (and so on a cluster)."""
+    return hasattr(module, "score_input") and hasattr(module, "score_partition")
 
 
 def build_parser(domain: str, module: object) -> argparse.ArgumentParser:
@@ -53,8 +67,51 @@ def build_parser(domain: str, module: object) -> argparse.ArgumentParser:
         if command == "score":
             p.add_argument("--out", required=True, help="output file (.csv)")
             p.add_argument("--explain", action="store_true", help="add SHAP explanations to the output")
+            if supports_partitions(module):
+                p.add_argument("--engine", choices=("local", "dask"), default="local", help="where to run")
+                p.add_argument("--workers", type=int, default=2, help="local Dask worker processes")
+                p.add_argument("--partition-rows", type=int, default=2_000, help="rows per partition")
+                p.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler")
         module.cli_add_arguments(command, p)  # type: ignore[attr-defined]
     return parser
+
+
+def run_partitioned_score(module: object, args: argparse.Namespace) -> dict:
+    """``score`` through :func:`services.distributed.run_partitioned`; writes ``args.out``."""
+    from services.data import to_safe_csv
+    from services.distributed import run_partitioned
+
+    frame = module.score_input(args)  # type: ignore[attr-defined]
+    options = {k: v for k, v in vars(args).items() if k not in {"command", "data", "model", "explain", "out"}}
+    options = {k: v for k, v in options.items() if k not in ENGINE_OPTIONS}
+    fn = functools.partial(
+        module.score_partition,  # type: ignore[attr-defined]
+        model=args.model,
+        explain=args.explain,
+        options=options,
+    )
+
+    def report(fraction: float, message: str) -> None:
+        print(f"{fraction:4.0%} {message}", file=sys.stderr, flush=True)
+
+    scored, stats = run_partitioned(
+        fn,
+        frame,
+        engine=args.engine,
+        workers=args.workers,
+        partition_rows=args.partition_rows,
+        address=args.scheduler,
+        progress=report,
+    )
+    Path(args.out).write_bytes(to_safe_csv(scored))
+    return {
+        "rows": len(scored),
+        "out": str(args.out),
+        "engine": stats.engine,
+        "workers": stats.workers,
+        "partitions": stats.partitions,
+        "seconds": round(stats.seconds, 3),
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -74,7 +131,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     module = importlib.import_module(DOMAIN_MODULES[domain])
     args = build_parser(domain, module).parse_args(argv[1:])
     try:
-        result = module.cli_run(args.command, args)  # type: ignore[attr-defined]
+        if args.command == "score" and supports_partitions(module):
+            result = run_partitioned_score(module, args)
+        else:
+            result = module.cli_run(args.command, args)  # type: ignore[attr-defined]
     except LucidError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
