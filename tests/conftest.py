@@ -121,12 +121,18 @@ def start_app(env_extra: dict | None = None, timeout: float = 120):
 
 
 @pytest.fixture(scope="session")
-def live_app():
-    """URL of the real app served on loopback for the whole test session."""
+def live_app_process():
+    """(process, URL) of the real app served on loopback for the whole test session."""
     proc, url = start_app()
-    yield url
+    yield proc, url
     proc.terminate()
     try:
         proc.wait(timeout=20)
     except Exception:  # noqa: BLE001
         proc.kill()
+
+
+@pytest.fixture(scope="session")
+def live_app(live_app_process):
+    """URL of the real app served on loopback for the whole test session."""
+    return live_app_process[1]
