@@ -1,4 +1,4 @@
-"""Short load test: 20 concurrent browser sessions against the real app (the long run is bench/bench_load.py)."""
+"""Short load test: 20 concurrent browser sessions against the real app (long run: bench/bench_load.py)."""
 
 import pytest
 
