@@ -1,0 +1,268 @@
+"""Review-sentiment service: training, scoring, word-level SHAP, batch drivers, bad inputs, CLI."""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from models.nlp import DEFAULT_MODEL, RECIPE_VERSION, TextClassifier, TrainConfig, fine_tune, tiny_classifier
+from services.errors import InvalidInputError, ModelNotFoundError
+from services.explain import additivity_error
+from services.nlp import NLPService, column_texts, read_texts_file, require_text
+from services.nlp_explain import explain_words, masked_word_log_odds, split_words
+from services.nlp_training import check_labels
+from ui.plots import text_highlight_html
+
+POSITIVE = ["love", "great", "perfect", "beautiful", "comfortable", "gorgeous"]
+NEGATIVE = ["terrible", "awful", "cheap", "ripped", "returned", "disappointed"]
+ITEMS = ["dress", "top", "skirt", "jacket", "sweater"]
+FILLER = ["the", "this", "fabric", "color", "fit", "really", "was", "it", "and", "my", "size"]
+
+
+def clear_review(positive: bool, rng: random.Random) -> str:
+    words = [rng.choice(FILLER) for _ in range(rng.randint(4, 9))]
+    words += [rng.choice(POSITIVE if positive else NEGATIVE), rng.choice(ITEMS)]
+    rng.shuffle(words)
+    return " ".join(words)
+
+
+def synthetic_reviews(n: int, seed: int = 0) -> tuple[list[str], list[str]]:
+    rng = random.Random(seed)
+    labels = [rng.random() < 0.5 for _ in range(n)]
+    return [clear_review(y, rng) for y in labels], ["positive" if y else "negative" for y in labels]
+
+
+TINY_RECIPE = TrainConfig(epochs=4, learning_rate=5e-3, batch_size=16, warmup_fraction=0.0)
+
+
+@pytest.fixture(scope="module")
+def tiny_trained():
+    """A tiny BERT trained on clear synthetic reviews (a few seconds on one core)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    texts, labels = synthetic_reviews(240)
+    clf = tiny_classifier(seed=0, device=torch.device("cpu"))
+    y = np.array([clf.labels.index(v) for v in labels])
+    history = fine_tune(clf, texts, y, TINY_RECIPE)
+    torch.set_num_threads(threads)
+    return clf, history
+
+
+@pytest.fixture
+def service(model_store, tiny_trained):
+    """A service whose store holds the tiny model as the built default and as a user model."""
+    clf, _ = tiny_trained
+    meta = {
+        "labels": clf.labels,
+        "recipe_version": RECIPE_VERSION,
+        "metrics": {"accuracy": 1.0, "macro_f1": 1.0, "roc_auc": 1.0, "n_test": 1},
+        "baseline_metrics": {"accuracy": 0.9, "macro_f1": 0.9, "roc_auc": 0.9, "n_test": 1},
+    }
+    model_store.save("nlp", DEFAULT_MODEL, clf.save, meta)
+    model_store.save("nlp", "tiny", clf.save, meta)
+    return NLPService(model_store, device="cpu")
+
+
+def test_fine_tuning_lowers_the_loss_and_learns(tiny_trained):
+    clf, history = tiny_trained
+    losses = np.asarray(history.losses)
+    assert losses[-5:].mean() < losses[:5].mean() - 0.2
+    texts, labels = synthetic_reviews(60, seed=99)  # unseen texts
+    pred = clf.predict_proba(texts).argmax(axis=1)
+    assert (np.array(clf.labels)[pred] == np.array(labels)).mean() >= 0.9
+
+
+def test_saved_model_reloads_to_identical_outputs(tiny_trained, tmp_path):
+    clf, _ = tiny_trained
+    clf.save(tmp_path)
+    again = TextClassifier.load(tmp_path, device=torch.device("cpu"))
+    texts = ["love this dress", "awful cheap fabric, returned it", "ok"]
+    assert again.labels == clf.labels
+    np.testing.assert_allclose(again.predict_logits(texts), clf.predict_logits(texts), atol=1e-6)
+    assert not list(tmp_path.glob("*.bin")) and list(tmp_path.glob("*.safetensors"))
+
+
+def test_batched_scores_match_one_at_a_time(tiny_trained):
+    clf, _ = tiny_trained
+    texts, _ = synthetic_reviews(30, seed=5)
+    texts[3] = texts[3] * 20  # a long one among short ones
+    batched = clf.predict_logits(texts, max_tokens=256)
+    single = np.concatenate([clf.predict_logits([t]) for t in texts])
+    np.testing.assert_allclose(batched, single, atol=1e-4)
+
+
+def test_word_shap_adds_up_and_covers_every_word(tiny_trained):
+    clf, _ = tiny_trained
+    for text in ["I love this gorgeous dress, unbelievably comfortable!", "terrible fabric", "great"]:
+        tokens = split_words(clf, text)
+        assert "".join(tokens.words) == text
+        for target in (0, 1):
+            expl, output = explain_words(clf, tokens, target)
+            assert len(expl.values) == len(tokens.words)
+            assert additivity_error(expl, output) < 1e-3
+
+
+def test_word_pieces_are_grouped_into_words(tiny_trained):
+    clf, _ = tiny_trained
+    tokens = split_words(clf, "Unbelievably comfortable")
+    assert [w.strip() for w in tokens.words] == ["Unbelievably", "comfortable"]
+    assert len(tokens.piece_positions[0]) > 1  # several word pieces, one feature
+
+
+def test_removing_top_words_hurts_more_than_random_words(tiny_trained):
+    clf, _ = tiny_trained
+    rng = np.random.default_rng(0)
+    gaps = []
+    reviews = [clear_review(True, random.Random(100 + i)) for i in range(6)]
+    for text in reviews:
+        tokens = split_words(clf, text)
+        expl, full = explain_words(clf, tokens, 1)
+        top3 = np.argsort(-np.asarray(expl.values))[:3]
+        drop_top = full - masked_word_log_odds(clf, tokens, top3, 1)
+        drops = [
+            full - masked_word_log_odds(clf, tokens, rng.choice(len(tokens.words), 3, replace=False), 1)
+            for _ in range(5)
+        ]
+        gaps.append(drop_top - float(np.mean(drops)))
+    assert all(g > 0 for g in gaps), gaps
+
+
+def test_analyse_predicts_explains_and_escapes(service):
+    result = service.analyse("<script>alert('x')</script> I love this gorgeous dress")
+    assert result.label == "positive" and result.probabilities["positive"] > 0.5
+    assert abs(sum(result.probabilities.values()) - 1) < 1e-5
+    assert result.additivity_error < 1e-3
+    html = text_highlight_html(result.explanation)
+    assert "<script" not in html and "</script" not in html
+    assert html.count("&lt;") == 2 and html.count("&gt;") == 2
+    negative = service.analyse("I love this gorgeous dress", target="negative")
+    assert negative.explained_label == "negative"
+    assert negative.output == pytest.approx(-service.analyse("I love this gorgeous dress").output, abs=1e-4)
+
+
+@pytest.mark.parametrize("text", ["", "   \n\t ", None])
+def test_empty_text_is_refused_clearly(service, text):
+    with pytest.raises(InvalidInputError, match="empty"):
+        service.analyse(text)
+
+
+def test_very_long_text_is_truncated_with_a_notice(service):
+    text = ("love this dress " * 6_250)[:-1] + "!"  # 100,000 characters
+    assert len(text) == 100_000
+    result = service.analyse(text)
+    assert result.truncated and 0 < result.used_chars < 1_000
+    assert "100,000 characters" in result.truncation_notice()
+    assert "".join(result.explanation.data) == text[: result.used_chars]
+
+
+def test_emoji_and_non_latin_scripts(service):
+    result = service.analyse("Отличное платье 很好看 😍 love it")
+    assert len(result.explanation.values) >= 5
+    assert result.additivity_error < 1e-3
+    assert "😍" in "".join(result.explanation.data)
+
+
+def test_score_keeps_order_and_marks_empty_rows(service):
+    texts = ["love this perfect dress", "", "terrible cheap fabric returned", None, "gorgeous top"]
+    scores = service.score(texts)
+    table = scores.table
+    assert table["row"].tolist() == [0, 1, 2, 3, 4]
+    assert table["status"].tolist() == ["scored", "empty", "scored", "empty", "scored"]
+    assert table.loc[[0, 2, 4], "label"].tolist() == ["positive", "negative", "positive"]
+    probs = table.loc[[0, 2, 4], ["p_negative", "p_positive"]].to_numpy()
+    np.testing.assert_allclose(probs.sum(axis=1), 1, atol=1e-5)
+    low, high = scores.extremes(1)
+    assert low["row"].tolist() == [2] and scores.n_empty == 2
+
+
+def test_word_drivers_find_the_sentiment_words(service):
+    texts, _ = synthetic_reviews(80, seed=3)
+    drivers = service.word_drivers(texts, sample_size=25, min_count=2)
+    assert drivers.sample_size == 25 and drivers.batch_size == 80
+    top_neg = set(drivers.top(6, sign=-1)["word"])
+    top_pos = set(drivers.top(6, sign=1)["word"])
+    assert len(top_neg & set(NEGATIVE)) >= 3, top_neg
+    assert len(top_pos & set(POSITIVE)) >= 3, top_pos
+    assert (drivers.table["count"] >= 2).all()
+
+
+def test_uploads_txt_non_utf8_missing_column():
+    frame = read_texts_file("Great dress\n\n  Awful zip \nCafé crème\n".encode("cp1252"), "reviews.txt")
+    assert frame["text"].tolist() == ["Great dress", "Awful zip", "Café crème"]
+    utf16 = read_texts_file("text,label\nschön,1\n".encode("utf-16"), "x.csv")
+    assert utf16["text"].tolist() == ["schön"]
+    with pytest.raises(InvalidInputError, match="binary"):
+        read_texts_file(b"\x00\x01\x02binary\x00", "x.txt")
+    with pytest.raises(InvalidInputError, match="no column 'review'.*text, label"):
+        column_texts(pd.DataFrame({"text": ["a"], "label": [1]}), "review")
+
+
+def test_label_columns_that_cannot_train_are_refused():
+    with pytest.raises(InvalidInputError, match="only one class"):
+        check_labels(["pos"] * 20)
+    with pytest.raises(InvalidInputError, match="3,000 distinct values"):
+        check_labels([f"id-{i}" for i in range(3000)])
+    with pytest.raises(InvalidInputError, match="at least 4 texts"):
+        check_labels(["a"] * 10 + ["b"] * 2)
+    assert check_labels(["b", "a", "c", "a"] * 4) == ["a", "b", "c"]
+
+
+def test_unknown_and_reserved_model_names(service):
+    with pytest.raises(ModelNotFoundError, match="Valid names: .*review_sentiment.*tiny"):
+        service.load("nope")
+    with pytest.raises(InvalidInputError, match="built-in model"):
+        service.train(["a b"] * 10, ["x", "y"] * 5, DEFAULT_MODEL)
+    with pytest.raises(InvalidInputError, match="model name"):
+        service.train(["a b"] * 10, ["x", "y"] * 5, "../evil")
+
+
+def test_int8_copy_agrees_with_the_float_model(service):
+    texts, _ = synthetic_reviews(40, seed=11)
+    full = service.score(texts).table["label"]
+    quant = service.score(texts, int8=True).table["label"]
+    assert (full == quant).mean() >= 0.9
+    assert service.load(DEFAULT_MODEL, int8=True).quantized
+
+
+def test_model_card_shows_metrics_beside_baseline(service):
+    card = service.model_card(DEFAULT_MODEL)
+    assert "Apache-2.0" in card["Licence"] and "clothing" in card["Limits"]
+    table = card["Held-out test metrics"]
+    assert table.loc[table["metric"] == "macro-F1", "this model"].item() == 1.0
+    assert table.loc[table["metric"] == "macro-F1", "TF-IDF baseline (same training texts)"].item() == 0.9
+
+
+def test_cli_score_and_evaluate(service, tmp_path, capsys):
+    from services.cli import main
+
+    texts, labels = synthetic_reviews(30, seed=21)
+    texts[0] = "=HYPERLINK('http://x') love it"
+    data = tmp_path / "reviews.csv"
+    pd.DataFrame({"id": range(30), "review": texts, "sentiment": labels}).to_csv(data, index=False)
+    out = tmp_path / "scored.csv"
+    code = main(["nlp", "score", str(data), "--out", str(out), "--text-col", "review", "--explain"])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["scored"] == 30
+    scored = pd.read_csv(io.BytesIO(out.read_bytes()), encoding="utf-8-sig")
+    assert scored["review"][0].startswith("'=HYPERLINK")
+    assert (scored["label"] == pd.Series(labels)).mean() >= 0.9
+    assert scored["top_words"].str.len().gt(0).all()
+    code = main(
+        ["nlp", "evaluate", str(data), "--target", "sentiment", "--text-col", "review", "--model", "tiny"]
+    )
+    assert code == 0
+    metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert metrics["accuracy"] >= 0.9 and metrics["roc_auc"] >= 0.9
+    assert main(["nlp", "score", str(data), "--out", str(out), "--model", "missing"]) == 1
+    assert "Valid names" in capsys.readouterr().err
+
+
+def test_require_text_strips():
+    assert require_text("  hi \n") == "hi"
