@@ -333,7 +333,8 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray, low: float = 0.25, h
     x = torch.as_tensor(logits, dtype=torch.float64)
     y = torch.as_tensor(labels, dtype=torch.long)
     grid = torch.logspace(math.log10(low), math.log10(high), 241, dtype=torch.float64)
-    losses = torch.stack([F.cross_entropy(x / t, y) for t in grid])
+    log_probs = torch.log_softmax(x[None] / grid[:, None, None], dim=-1)
+    losses = -log_probs[:, torch.arange(len(y)), y].mean(dim=1)
     return float(grid[int(torch.argmin(losses))])
 
 
