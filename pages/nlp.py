@@ -104,6 +104,7 @@ with guard("reading the model card"):
     card = service.model_card(model_name)
     model_card(card)
 entry_stamp = ""
+classes: list[str] = []
 with guard("loading the model"):
     entry_stamp = str(service.stored(model_name).metadata.get("created", ""))
     classes = service.load(model_name).labels
@@ -343,6 +344,8 @@ with tab_train:
                         progress=progress_callback(bar),
                     )
                     st.session_state["nlp_trained"] = (saved.name, result.metadata(), result.history.losses)
+                if "nlp_trained" in st.session_state:
+                    st.rerun()  # so the model list above offers the new model at once
     trained = st.session_state.get("nlp_trained")
     if trained:
         name, meta, losses = trained
