@@ -1,0 +1,105 @@
+"""The medical page through AppTest: upload DICOM -> window -> classify -> explain, with no PHI shown."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "medical"))
+
+from builders import FAKE_PHI, make_dicom  # noqa: E402
+
+PAGE = "pages/medical.py"
+
+
+def _all_text(at) -> str:
+    """Every string the page rendered (markdown, captions, metrics, tables, widgets' labels/values)."""
+    parts = []
+    for kind in ("markdown", "caption", "title", "subheader", "info", "warning", "error", "success"):
+        parts += [str(e.value) for e in getattr(at, kind)]
+    parts += [f"{m.label} {m.value}" for m in at.metric]
+    parts += [e.value.to_csv() for e in at.dataframe]
+    parts += [str(e.proto) for e in at.get("download_button")]
+    parts += [str(e.proto) for e in at.get("plotly_chart")]
+    for kind in ("selectbox", "radio", "slider", "select_slider", "checkbox", "text_input"):
+        parts += [f"{w.label} {w.value}" for w in getattr(at, kind)]
+    return "\n".join(parts)
+
+
+def _phi_dicom() -> bytes:
+    yy, xx = np.mgrid[0:96, 0:96]
+    head = ((yy - 48) ** 2 / 40**2 + (xx - 48) ** 2 / 34**2) < 1
+    pixels = np.where(head, 1064, 24).astype(np.uint16)  # 40 HU brain inside, -1000 HU air outside
+    return make_dicom(pixels, modality="CT", window=(40.0, 80.0))
+
+
+def test_page_shows_disclaimer_and_samples(app_test):
+    at = app_test(PAGE)
+    assert not at.exception
+    assert any("not for clinical use" in w.value for w in at.warning)
+    at.radio(key="medical_source").set_value("Sample").run()
+    assert not at.exception
+    fields = at.dataframe[0].value
+    assert "CT" in fields["value"].tolist()
+    assert "Brain" in at.selectbox(key="medical_window").options
+
+
+@pytest.fixture
+def downloaded(monkeypatch):
+    """Every file the page offers for download (bytes, mimetype), captured as Streamlit stores it."""
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+
+    files = []
+    original = MemoryMediaFileStorage.load_and_get_id
+
+    def capture(self, path_or_data, mimetype, kind, filename=None):
+        if isinstance(path_or_data, bytes):
+            files.append((path_or_data, mimetype))
+        return original(self, path_or_data, mimetype, kind, filename)
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", capture)
+    return files
+
+
+@pytest.mark.slow
+def test_upload_window_classify_explain_without_phi(app_test, downloaded):
+    at = app_test(PAGE)
+    at.file_uploader(key="medical_upload").set_value(("scan.dcm", _phi_dicom(), "application/dicom"))
+    at.run()
+    assert not at.exception and not at.error
+    window = at.selectbox(key="medical_window")
+    assert window.options[0] == "File window"
+    window.set_value("Brain").run()
+    assert any("centre 40, width 80" in c.value for c in at.caption)
+    at.selectbox(key="medical_model").set_value("phydcm_brain_mri").run()
+    at.button(key="medical_classify").click().run()
+    assert not at.exception and not at.error
+    assert at.metric[0].label == "Most likely class"
+    assert at.metric[0].value in {"glioma", "meningioma", "notumor", "pituitary"}
+    assert any("uncalibrated" in c.value for c in at.caption)
+    at.select_slider(key="medical_evals").set_value(50).run()
+    at.button(key="medical_explain").click().run()
+    assert not at.exception and not at.error
+    assert any("Faithfulness" in m.value for m in at.markdown)
+    assert len(at.get("plotly_chart")) >= 3  # probabilities, Grad-CAM, SHAP
+    text = _all_text(at)
+    for value in FAKE_PHI.values():
+        assert value not in text, value
+    reports = [data for data, mime in downloaded if mime == "text/html"]
+    assert len(reports) >= 2 and any(b"Faithfulness" in r for r in reports)
+    assert any(mime == "image/png" for _, mime in downloaded)
+    for data, _ in downloaded:
+        for value in FAKE_PHI.values():
+            assert value.encode() not in data, value
+    # Revealing is explicit and possible.
+    at.checkbox(key="medical_reveal").check().run()
+    assert FAKE_PHI["PatientName"] in _all_text(at)
+
+
+def test_bad_upload_gets_one_clear_message(app_test):
+    at = app_test(PAGE)
+    at.file_uploader(key="medical_upload").set_value(("scan.dcm", b"plain text, no scan" * 20, "text/plain"))
+    at.run()
+    assert not at.exception
+    assert len(at.error) == 1 and "not a DICOM file" in at.error[0].value
