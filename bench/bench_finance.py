@@ -171,7 +171,8 @@ def main() -> None:
     print(f"{'step':<84} {'ours':>12} {'baseline':>12} {'ratio':>8}  goal")
     for row in rows:
         print(
-            f"{row['step']:<84} {row['ours']:>12.3f} {row['baseline']:>12.3f} {row['ratio']:>7.1f}x  {row['goal']}"
+            f"{row['step']:<84} {row['ours']:>12.3f} {row['baseline']:>12.3f} "
+            f"{row['ratio']:>7.1f}x  {row['goal']}"
         )
     print()
     print("quality:", json.dumps(quality))

@@ -641,6 +641,29 @@ def train_credit_model(
     return TrainedCredit(model, metrics, baseline, y[test_idx], test_pd, reference, demo, facts, explainer)
 
 
+def _load_explainer(
+    model: CreditModel, path: Path, demo: pd.DataFrame, progress: Progress
+) -> CompiledTreeShap:
+    """The stored TreeSHAP tables, checked against ``pred_contribs`` on the demo rows; rebuilt if off."""
+    if path.is_file():
+        try:
+            explainer = CompiledTreeShap.from_tensors(model, load_file(str(path)))
+            frame, _ = validate_applicants(demo, model)
+            if np.max(np.abs(explainer.shap_values(frame)[0] - model.contributions(frame)[0])) < 1e-4:
+                return explainer
+        except (KeyError, ValueError, OSError) as exc:
+            log.warning("stored TreeSHAP tables unreadable (%s); rebuilding", type(exc).__name__)
+        log.warning("stored TreeSHAP tables disagree with the model; rebuilding them")
+    explainer = CompiledTreeShap.compile(model, progress=progress)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:  # keep the rebuilt tables for the next start; written aside and renamed in one step
+        save_file(explainer.to_tensors(), str(tmp))
+        tmp.replace(path)
+    except OSError:
+        log.warning("could not store rebuilt TreeSHAP tables (read-only model store?)")
+    return explainer
+
+
 # ----------------------------------------------------------------------------------------------
 # The service
 # ----------------------------------------------------------------------------------------------
@@ -763,11 +786,7 @@ class FinanceService:
             reference = json.loads((stored.path / REFERENCE_FILE).read_text())
             demo = pd.read_csv(stored.path / DEMO_FILE)
             tables = stored.path / TREESHAP_FILE
-            explainer = (
-                CompiledTreeShap.from_tensors(model, load_file(str(tables)))
-                if tables.is_file()
-                else CompiledTreeShap.compile(model, progress=progress)
-            )
+            explainer = _load_explainer(model, tables, demo, progress)
             bundle = CreditBundle(
                 stored.name,
                 model,

@@ -134,7 +134,8 @@ class CompiledTreeShap:
             out[f"tree.{i}.table"] = tree.table
             for k, lut in enumerate(tree.luts):
                 out[f"tree.{i}.lut.{k}"] = lut
-        return out
+        # safetensors writes raw buffers: every array must be C-contiguous (fancy indexing may not be).
+        return {k: np.ascontiguousarray(v) for k, v in out.items()}
 
     @classmethod
     def from_tensors(cls, model: CreditModel, tensors: dict[str, np.ndarray]) -> CompiledTreeShap:
