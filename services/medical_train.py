@@ -1,92 +1,94 @@
-"""Training a classifier on your own labelled scans, and measuring it on held-out data.
+"""Training on your own labelled scans: what medical images add to the shared fine-tuning code.
 
-A labelled set is a zip of class folders (``glioma/scan1.dcm``, ``normal/img7.png``, ...). Every
-file is read and windowed exactly as the viewer shows it, then an ImageNet-pretrained timm backbone
-(EfficientNet-Lite0, packaged weights) is fine-tuned. When the DICOM files carry patient IDs, the
-split keeps each patient wholly in train, validation or test (no leakage). A temperature fitted on
-the validation split calibrates the probabilities; the test split gives accuracy, per-class AUC,
-sensitivity/specificity at the chosen threshold, the confusion matrix and calibration error.
+The fine-tuning loop, augmentation, stratified split and model storage are those of
+:mod:`services.imaging` (shared with the Vision page). This module adds what scans need:
+
+* reading a zip of class folders of DICOM or PNG files, each windowed exactly as the viewer shows
+  it, refusing volumes where one slice is expected and archives that mix modalities;
+* a patient-level split: when the DICOM files carry patient IDs, every patient lies wholly in
+  train, validation or test (stratified by class), so no patient leaks between them;
+* medical metrics on the held-out test split: AUC per class, sensitivity and specificity at a
+  chosen threshold, the confusion matrix, and calibration (expected calibration error before and
+  after a temperature fitted on the validation split).
 
 Example:
-    >>> labelled = labelled_images_from_zip(zip_bytes)
-    >>> result = fine_tune(labelled, TrainConfig(epochs=3), progress=print)
-    >>> result.metrics["accuracy"]
+    >>> labelled = labelled_scans_from_zip(zip_bytes, window="file")
+    >>> result = train_on_scans(labelled, ScanTrainConfig(epochs=3), progress=print)
+    >>> result.metrics["per_class"]["tumour"]["sensitivity"]
 """
 
 from __future__ import annotations
 
 import math
-import time
-import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from sklearn.metrics import confusion_matrix, roc_auc_score
 from sklearn.model_selection import StratifiedGroupKFold
+from torch import nn
 
 from services.data import read_zip
-from services.device import resolve_device
-from services.errors import InvalidInputError, TrainingCancelled, TrainingError
-from services.medical_explain import ImageClassifier
-from services.medical_io import WINDOW_PRESETS, auto_window, load_scan, render_slice
+from services.errors import InvalidInputError, TrainingError
+from services.imaging import (
+    FineTuneConfig,
+    FineTuneResult,
+    ImageClassifier,
+    ImagePreprocessing,
+    LabelledImages,
+    Progress,
+    ShouldStop,
+    fine_tune,
+    load_voc_crops,
+)
+from services.medical_io import WINDOW_PRESETS, Scan, auto_window, load_scan, render_slice
 
-Progress = Callable[[float, str], None] | None
-ShouldStop = Callable[[], bool] | None
-
-#: Bump when the training recipe changes (default models built by an older recipe are rebuilt).
-RECIPE_VERSION = 1
+#: Bump when the medical training recipe changes.
+RECIPE_VERSION = "medical-finetune-1"
 BACKBONE = "tf_efficientnet_lite0"
+GRADCAM_LAYER = "bn2"
 MIN_PER_CLASS = 4
-STORED_SIDE = 256
+STORED_SIDE = 512
 
 
 @dataclass
-class LabelledImages:
-    """Windowed images with labels and the groups (patients) they come from.
+class LabelledScans:
+    """Windowed scans with labels, in the shared :class:`services.imaging.LabelledImages` form, plus
+    the patient (or source image) each comes from and the split derived from them.
 
     Attributes:
-        images: H x W x 3 uint8 images, as the viewer renders them.
-        labels: class index per image.
-        classes: class names (sorted folder names).
-        groups: the patient (or source image) of each image; images of one group share a split.
-        group_kind: what a group is ("patient", "source image" or "file").
-        modality: the one modality of the set.
-        split: optional fixed split per image ("train", "val", "test").
+        data: the images, labels and (patient-level) split.
+        groups: one patient key (hashed) or source name per image.
+        group_kind: ``"patient"``, ``"source image"`` or ``"file"`` (no grouping information).
+        modality: the single modality of the set (``CT``, ``MR``, ``photo``, ...).
+        window: how the images were windowed.
     """
 
-    images: list[np.ndarray]
-    labels: np.ndarray
-    classes: list[str]
+    data: LabelledImages
     groups: list[str]
     group_kind: str
     modality: str
-    split: list[str] | None = None
-    window: str = "file"
+    window: str
 
     def counts(self) -> dict[str, int]:
-        tally = Counter(int(v) for v in self.labels)
-        return {name: tally.get(i, 0) for i, name in enumerate(self.classes)}
+        return self.data.class_counts()
 
 
-def _fit(image: np.ndarray, side: int = STORED_SIDE) -> np.ndarray:
-    """Shrink large images so a training set stays small in memory (aspect kept)."""
-    h, w = image.shape[:2]
-    if max(h, w) <= side:
-        return image
-    scale = side / max(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR))
+def render_for_model(scan: Scan, window: str = "file") -> np.ndarray:
+    """The 2-D image of a one-slice scan windowed as in the viewer, H x W x 3 uint8.
 
+    Args:
+        scan: a loaded scan with exactly one slice.
+        window: ``file`` (the file's own window, else automatic), ``auto`` (1st-99th percentile),
+            or a CT preset name (needs Hounsfield units).
 
-def render_for_model(scan, window: str = "file") -> np.ndarray:
-    """The 2-D image of a one-slice scan, windowed as in the viewer: ``file`` (the file's own window,
-    else automatic), ``auto``, or a CT preset name. Refuses volumes (more than one slice)."""
+    Raises:
+        InvalidInputError: the scan is a volume, or the window does not fit the data.
+    """
     if scan.kind == "nifti" or scan.volume.shape[0] != 1:
         n = scan.volume.shape[0] if scan.kind != "nifti" else int(np.prod(scan.volume.shape[:3]))
         raise InvalidInputError(
@@ -106,227 +108,127 @@ def render_for_model(scan, window: str = "file") -> np.ndarray:
     return render_slice(scan, pixels, center, width)
 
 
-def labelled_images_from_zip(data: bytes, *, window: str = "file") -> LabelledImages:
-    """Read a zip of class folders of DICOM or PNG/JPEG/TIFF images into a :class:`LabelledImages`.
+def _shrink(image: np.ndarray, side: int = STORED_SIDE) -> Image.Image:
+    pil = Image.fromarray(image)
+    if max(pil.size) > side:
+        scale = side / max(pil.size)
+        pil = pil.resize(
+            (max(1, round(pil.width * scale)), max(1, round(pil.height * scale))), Image.BILINEAR
+        )
+    return pil
+
+
+def labelled_scans_from_zip(data: bytes, *, window: str = "file", seed: int = 0) -> LabelledScans:
+    """Read a zip of class folders (``tumour/001.dcm``, ``normal/a.png``) into windowed images.
 
     Raises:
-        InvalidInputError: no class folders, fewer than two classes or too few images per class,
-            a file that cannot be read (named), a volume where a 2-D image is expected, or
-            a mix of modalities.
+        InvalidInputError: no class folders, a file that is not a readable scan (named), a volume
+            where one slice is expected, a mix of modalities, fewer than two classes or too few
+            images per class.
     """
     contents = read_zip(data)
-    images, groups, modalities, patient_keys = [], [], [], []
-    names: list[str] = []
+    images, labels, names, modalities, keys = [], [], [], [], []
     for member in contents.members:
         if len(member.parts) < 2:
             continue
-        label = member.parts[-2]
         try:
             scan = load_scan(member.data, member.name)
             image = render_for_model(scan, window)
         except InvalidInputError as exc:
             raise InvalidInputError(f"In '{member.path}': {exc}") from exc
-        images.append(_fit(image))
-        names.append(label)
+        images.append(_shrink(image))
+        labels.append(member.parts[-2])
+        names.append(member.path)
         modalities.append(scan.modality)
-        patient_keys.append(scan.patient_key)
-        groups.append(member.path)
+        keys.append(scan.patient_key)
     if not images:
         raise InvalidInputError("The archive has no images inside class folders (e.g. 'tumour/scan1.dcm').")
     kinds = Counter(modalities)
     if len(kinds) > 1:
         listed = ", ".join(f"{k}: {v}" for k, v in sorted(kinds.items()))
         raise InvalidInputError(f"The archive mixes modalities ({listed}); train one model per modality.")
-    classes = sorted(set(names))
-    if len(classes) < 2:
+    counts = Counter(labels)
+    if len(counts) < 2:
         raise InvalidInputError("Training needs at least two class folders.")
-    counts = Counter(names)
-    small = [c for c in classes if counts[c] < MIN_PER_CLASS]
+    small = sorted(c for c, n in counts.items() if n < MIN_PER_CLASS)
     if small:
         raise InvalidInputError(
             f"Each class needs at least {MIN_PER_CLASS} images; too few in: {', '.join(small)}."
         )
-    group_kind = "file"
-    if all(patient_keys):
-        groups, group_kind = [str(k) for k in patient_keys], "patient"
-    index = {c: i for i, c in enumerate(classes)}
-    return LabelledImages(
-        images=images,
-        labels=np.array([index[n] for n in names], dtype=np.int64),
-        classes=classes,
-        groups=groups,
-        group_kind=group_kind,
-        modality=modalities[0],
-        window=window,
-    )
+    if all(keys):
+        groups, group_kind = [str(k) for k in keys], "patient"
+    else:
+        groups, group_kind = list(names), "file"
+    labelled = LabelledImages(images=images, labels=labels, names=names)
+    labelled.split = group_split(labels, groups, seed=seed)
+    return LabelledScans(labelled, groups, group_kind, modalities[0], window)
 
 
 def bccd_cell_crops(
-    root: str | Path,
-    *,
-    per_class: dict[str, int] | None = None,
-    side: int = 64,
-    seed: int = 0,
-) -> LabelledImages:
-    """Cell crops from the BCCD blood-smear set (Pascal VOC boxes), with BCCD's own image-level split.
+    root: str | Path, *, per_class: dict[str, int] | None = None, margin: float = 0.1, seed: int = 0
+) -> LabelledScans:
+    """BCCD blood-cell crops (via :func:`services.imaging.load_voc_crops`) with BCCD's own image-level
+    train/val/test lists, grouped by source smear so no smear straddles two splits.
 
-    Every box becomes a square crop (with a 10 % margin) resized to ``side``; groups are the
-    source images, so cells of one smear never straddle train and test. ``per_class`` caps the
-    number of crops per class and split (e.g. ``{"train": 60, "val": 20, "test": 40}``) so the
-    abundant red cells do not swamp the rest.
+    Args:
+        root: the ``bccd`` folder (holding ``BCCD/Annotations`` ...) or the VOC root itself.
+        per_class: at most this many crops per class in each split, e.g. ``{"train": 60, "test": 40}``.
     """
     root = Path(root)
-    base = root / "BCCD" if (root / "BCCD").is_dir() else root
-    if not (base / "Annotations").is_dir():
-        raise InvalidInputError(f"No BCCD annotations found under {root}.")
-    rng = np.random.default_rng(seed)
-    split_of: dict[str, str] = {}
+    voc = root / "BCCD" if (root / "BCCD").is_dir() else root
+    merged = LabelledImages(split=[])
     for split in ("train", "val", "test"):
-        listing = base / "ImageSets" / "Main" / f"{split}.txt"
-        for line in listing.read_text().split():
-            split_of[line.strip()] = split
-    classes = ["Platelets", "RBC", "WBC"]
-    boxes: dict[tuple[str, str], list[tuple[str, tuple[int, int, int, int]]]] = {}
-    for image_id, split in sorted(split_of.items()):
-        xml_path = base / "Annotations" / f"{image_id}.xml"
-        if not xml_path.is_file():
-            continue
-        for obj in ET.parse(xml_path).getroot().iter("object"):
-            name = (obj.findtext("name") or "").strip()
-            box = obj.find("bndbox")
-            if name not in classes or box is None:
-                continue
-            coords = tuple(int(float(box.findtext(k) or 0)) for k in ("xmin", "ymin", "xmax", "ymax"))
-            boxes.setdefault((split, name), []).append((image_id, coords))
-    images, labels, groups, splits = [], [], [], []
-    cache: dict[str, Image.Image] = {}
-    for (split, name), items in sorted(boxes.items()):
         cap = (per_class or {}).get(split)
-        chosen = rng.permutation(len(items))[:cap] if cap else range(len(items))
-        for i in sorted(int(j) for j in chosen):
-            image_id, (x0, y0, x1, y1) = items[i]
-            if image_id not in cache:
-                cache[image_id] = Image.open(base / "JPEGImages" / f"{image_id}.jpg").convert("RGB")
-            photo = cache[image_id]
-            cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-            half = max(x1 - x0, y1 - y0, 8) * 0.55
-            crop = photo.crop((int(cx - half), int(cy - half), int(cx + half), int(cy + half)))
-            images.append(np.asarray(crop.resize((side, side), Image.Resampling.BILINEAR)))
-            labels.append(classes.index(name))
-            groups.append(image_id)
-            splits.append(split)
-    return LabelledImages(
-        images=images,
-        labels=np.array(labels, dtype=np.int64),
-        classes=classes,
-        groups=groups,
-        group_kind="source image",
-        modality="photo",
-        split=splits,
-        window="none (colour photographs)",
-    )
+        part = load_voc_crops(voc, split, max_per_class=cap, margin=margin, seed=seed)
+        merged.images += part.images
+        merged.labels += part.labels
+        merged.names += part.names
+        merged.split += [split] * len(part)
+    groups = [name.split(":", 1)[0] for name in merged.names]
+    return LabelledScans(merged, groups, "source image", "photo", "none (colour photographs)")
 
 
 def group_split(
-    labels: np.ndarray, groups: list[str], *, test_size: float = 0.2, val_size: float = 0.15, seed: int = 0
+    labels: list[str], groups: list[str], *, test_size: float = 0.2, val_size: float = 0.15, seed: int = 0
 ) -> list[str]:
-    """Assign "train"/"val"/"test" so no group appears in two splits, stratified by label."""
-    labels = np.asarray(labels)
-    n = len(labels)
-    result = np.array(["train"] * n, dtype=object)
+    """``train``/``val``/``test`` per item, stratified by label, with every group in one split only."""
+    y = np.unique(np.asarray(labels), return_inverse=True)[1]
     codes = np.unique(np.asarray(groups), return_inverse=True)[1]
+    result = np.array(["train"] * len(y), dtype=object)
 
     def carve(mask: np.ndarray, fraction: float, tag: str) -> None:
         idx = np.flatnonzero(mask)
         n_groups = len(np.unique(codes[idx]))
-        folds = max(2, min(int(round(1 / fraction)), n_groups))
-        min_class = min(Counter(labels[idx].tolist()).values())
         if n_groups < 2:
             return
+        folds = max(2, min(int(round(1 / fraction)), n_groups, min(Counter(y[idx].tolist()).values())))
         splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
-        if min_class < folds:
-            splitter = StratifiedGroupKFold(
-                n_splits=max(2, min(folds, min_class)), shuffle=True, random_state=seed
-            )
-        _, held = next(splitter.split(idx, labels[idx], codes[idx]))
+        _, held = next(splitter.split(idx, y[idx], codes[idx]))
         result[idx[held]] = tag
 
-    carve(np.ones(n, dtype=bool), test_size, "test")
+    carve(np.ones(len(y), dtype=bool), test_size, "test")
     carve(result == "train", val_size / (1 - test_size), "val")
-    return result.tolist()
+    return [str(s) for s in result]
 
 
-@dataclass
-class TrainConfig:
-    """Fine-tuning settings. ``image_size`` is the model's square input side."""
+class TemperatureScaled(nn.Module):
+    """A classifier whose logits are divided by a temperature fitted on held-out data."""
 
-    epochs: int = 3
-    batch_size: int = 32
-    learning_rate: float = 1e-3
-    image_size: int = 224
-    threshold: float = 0.5
-    positive_class: str | None = None
-    seed: int = 0
-    augment: bool = True
+    def __init__(self, model: nn.Module, temperature: float) -> None:
+        super().__init__()
+        self.model = model
+        self.temperature = float(temperature)
 
-
-@dataclass
-class TrainResult:
-    """A fine-tuned classifier with its held-out metrics and history."""
-
-    classifier: ImageClassifier
-    metrics: dict
-    history: list[dict] = field(default_factory=list)
-    split_counts: dict[str, dict[str, int]] = field(default_factory=dict)
-    config: dict = field(default_factory=dict)
-    seconds: float = 0.0
-    epoch_seconds: float = 0.0
-
-
-def build_backbone(num_classes: int, pretrained: bool = True) -> torch.nn.Module:
-    """EfficientNet-Lite0 with the packaged ImageNet weights and a fresh head of ``num_classes``."""
-    import timm
-
-    if pretrained:
-        from models.vision import load_efficientnet_lite0
-
-        model = load_efficientnet_lite0()
-        model.reset_classifier(num_classes)
-        return model
-    return timm.create_model(BACKBONE, pretrained=False, num_classes=num_classes)
-
-
-def classifier_for(model: torch.nn.Module, classes: list[str], image_size: int) -> ImageClassifier:
-    """Wrap a timm model with its own data config (mean/std) and Grad-CAM layer."""
-    from timm.data import resolve_model_data_config
-
-    cfg = resolve_model_data_config(model)
-    target = getattr(model, "bn2", None) or getattr(model, "conv_head", None)
-    return ImageClassifier(
-        model=model,
-        classes=list(classes),
-        input_size=image_size,
-        mean=tuple(float(v) for v in cfg["mean"]),
-        std=tuple(float(v) for v in cfg["std"]),
-        target_layer=target,
-    )
-
-
-def _stack(images: list[np.ndarray], size: int) -> np.ndarray:
-    out = np.empty((len(images), size, size, 3), dtype=np.uint8)
-    for i, image in enumerate(images):
-        if image.shape[:2] != (size, size):
-            image = np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.BILINEAR))
-        out[i] = image
-    return out
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x) / self.temperature
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray, low: float = 0.25, high: float = 10.0) -> float:
     """The temperature in [low, high] minimising the negative log-likelihood of held-out logits.
 
-    A log-spaced grid is searched rather than a gradient method: with a perfectly separated
-    validation split the likelihood keeps improving as the temperature falls, and the bound stops
-    the fit from turning a small validation set into extreme over-confidence.
+    A bounded log-spaced grid is searched: with a perfectly separated validation split the
+    likelihood keeps improving as the temperature falls, and the bound keeps a small validation set
+    from producing extreme over-confidence.
     """
     if len(labels) < 2:
         return 1.0
@@ -338,7 +240,7 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray, low: float = 0.25, h
     return float(grid[int(torch.argmin(losses))])
 
 
-def classification_metrics(
+def medical_metrics(
     probs: np.ndarray,
     labels: np.ndarray,
     classes: list[str],
@@ -346,9 +248,9 @@ def classification_metrics(
     threshold: float = 0.5,
     positive_class: str | None = None,
     bins: int = 10,
-) -> dict:
+) -> dict[str, Any]:
     """Held-out metrics: accuracy, majority baseline, AUC per class (one-vs-rest), sensitivity and
-    specificity per class at ``threshold``, confusion matrix and expected calibration error."""
+    specificity per class at ``threshold``, confusion matrix and expected calibration error (ECE)."""
     probs = np.asarray(probs, dtype=np.float64)
     labels = np.asarray(labels)
     k = len(classes)
@@ -356,7 +258,6 @@ def classification_metrics(
     if k == 2:
         pos = classes.index(positive_class) if positive_class in classes else 1
         pred = np.where(probs[:, pos] >= threshold, pos, 1 - pos)
-    majority = Counter(labels.tolist()).most_common(1)[0][1] / len(labels)
     per_class = {}
     for i, name in enumerate(classes):
         truth = labels == i
@@ -375,8 +276,7 @@ def classification_metrics(
     for lo, hi in zip(edges[:-1], edges[1:], strict=True):
         inside = (confidence > lo) & (confidence <= hi)
         if inside.any():
-            gap = abs(correct[inside].mean() - confidence[inside].mean())
-            ece += inside.mean() * gap
+            ece += inside.mean() * abs(correct[inside].mean() - confidence[inside].mean())
             reliability.append(
                 {
                     "bin": f"{lo:.1f}-{hi:.1f}",
@@ -386,142 +286,179 @@ def classification_metrics(
                 }
             )
     aucs = [v["auc"] for v in per_class.values() if not math.isnan(v["auc"])]
+    majority = Counter(labels.tolist()).most_common(1)[0][1] / len(labels) if len(labels) else float("nan")
     return {
-        "accuracy": float((pred == labels).mean()),
+        "accuracy": float((pred == labels).mean()) if len(labels) else float("nan"),
         "majority_baseline_accuracy": float(majority),
         "macro_auc": float(np.mean(aucs)) if aucs else float("nan"),
         "per_class": per_class,
         "confusion_matrix": confusion_matrix(labels, pred, labels=list(range(k))).tolist(),
         "ece": float(ece),
         "reliability": reliability,
-        "threshold": threshold,
+        "threshold": float(threshold),
         "n_test": int(len(labels)),
     }
 
 
-def _logits(classifier: ImageClassifier, batch: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    out = []
-    with torch.inference_mode():
-        for start in range(0, len(batch), batch_size):
-            out.append(
-                classifier.model(classifier.to_tensor(batch[start : start + batch_size])).float().cpu()
+@dataclass
+class ScanTrainConfig:
+    """Settings: the shared fine-tuning recipe plus the medical decision threshold.
+
+    Attributes:
+        epochs, mode, image_size, batch_size, learning_rate, seed: passed to
+            :class:`services.imaging.FineTuneConfig` (``mode`` ``"head"`` trains only a new
+            classifier on the frozen backbone; ``"full"`` trains every layer).
+        threshold: the probability at which a class is called, for sensitivity/specificity.
+        positive_class: for two classes, the one called at ``threshold`` (default the second).
+    """
+
+    epochs: int = 5
+    mode: str = "full"
+    image_size: int = 224
+    batch_size: int = 32
+    learning_rate: float | None = None
+    threshold: float = 0.5
+    positive_class: str | None = None
+    seed: int = 0
+
+    def fine_tune_config(self) -> FineTuneConfig:
+        return FineTuneConfig(
+            mode=self.mode,  # type: ignore[arg-type]
+            epochs=int(self.epochs),
+            batch_size=int(self.batch_size),
+            learning_rate=self.learning_rate,
+            image_size=int(self.image_size),
+            seed=int(self.seed),
+        )
+
+
+@dataclass
+class ScanTrainResult:
+    """The fine-tuned model (raw logits; divide by ``temperature`` to calibrate), its preprocessing and
+    medical metrics."""
+
+    model: nn.Module
+    class_names: list[str]
+    preprocessing: ImagePreprocessing
+    metrics: dict[str, Any]
+    shared: FineTuneResult
+    temperature: float
+    calibrated: bool
+    split_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+def scan_preprocessing(model: nn.Module, image_size: int) -> ImagePreprocessing:
+    """The backbone's timm preprocessing, but squashing the whole scan to a square (no centre crop, so
+    nothing near the edge of a scan is cut away)."""
+    return ImagePreprocessing.from_model(
+        model, input_size=(3, image_size, image_size), crop_pct=1.0, crop_mode="squash"
+    )
+
+
+def build_backbone(pretrained: bool = True) -> nn.Module:
+    """EfficientNet-Lite0 with the packaged ImageNet weights (or random weights for tiny tests)."""
+    if pretrained:
+        from models.vision import load_efficientnet_lite0
+
+        return load_efficientnet_lite0()
+    import timm
+
+    return timm.create_model(BACKBONE, pretrained=False)
+
+
+def _check_split(labelled: LabelledScans) -> np.ndarray:
+    split = np.asarray(labelled.data.split, dtype=str)
+    labels = np.asarray(labelled.data.labels)
+    classes = set(labels.tolist())
+    for part in ("train", "test"):
+        missing = sorted(classes - set(labels[split == part].tolist()))
+        if missing:
+            raise TrainingError(
+                f"After the {labelled.group_kind}-level split, the {part} split has no images of "
+                f"{', '.join(missing)}; add images from more {labelled.group_kind}s per class."
             )
-    return torch.cat(out).numpy() if out else np.zeros((0, len(classifier.classes)), dtype=np.float32)
+    return split
 
 
-def fine_tune(
-    labelled: LabelledImages,
-    config: TrainConfig | None = None,
+def train_on_scans(
+    labelled: LabelledScans,
+    config: ScanTrainConfig | None = None,
     *,
-    progress: Progress = None,
-    should_stop: ShouldStop = None,
+    progress: Progress | None = None,
+    should_stop: ShouldStop | None = None,
     pretrained: bool = True,
     device: torch.device | None = None,
-) -> TrainResult:
-    """Fine-tune the backbone on the train split, calibrate on validation, measure on test.
+) -> ScanTrainResult:
+    """Fine-tune with the shared loop on the group-level split, then calibrate and measure.
 
     Raises:
-        TrainingError: a split ends up without data or with one class only.
-        TrainingCancelled: ``should_stop`` returned True; nothing is returned or saved.
+        TrainingError: a class is missing from the train or test split after grouping.
+        TrainingCancelled: ``should_stop`` returned True (nothing is returned or saved).
     """
-    config = config or TrainConfig()
-    device = device or resolve_device()
-    started = time.perf_counter()
-    rng = np.random.default_rng(config.seed)
-    torch.manual_seed(config.seed)
-    split = labelled.split or group_split(labelled.labels, labelled.groups, seed=config.seed)
-    split = np.asarray(split)
-    labels = labelled.labels
-    train_idx, val_idx, test_idx = (np.flatnonzero(split == s) for s in ("train", "val", "test"))
-    if len(test_idx) == 0 or len(np.unique(labels[train_idx])) < len(labelled.classes):
-        raise TrainingError(
-            "After the patient-level split, some class has no training images or there is no test data; "
-            "add more images (or more patients) per class."
-        )
-    size = config.image_size
-    images = _stack(labelled.images, size)
-    model = build_backbone(len(labelled.classes), pretrained=pretrained).to(device)
-    classifier = classifier_for(model, labelled.classes, size)
-    classifier.device = device
-    counts = np.bincount(labels[train_idx], minlength=len(labelled.classes)).astype(np.float64)
-    weights = torch.tensor(
-        counts.sum() / np.maximum(counts, 1) / len(counts), dtype=torch.float32, device=device
+    config = config or ScanTrainConfig()
+    split = _check_split(labelled)
+    model = build_backbone(pretrained)
+    prep = scan_preprocessing(model, config.image_size)
+    shared = fine_tune(
+        model,
+        prep,
+        labelled.data,
+        config.fine_tune_config(),
+        device=device,
+        progress=(lambda f, m: progress(0.9 * f, m)) if progress else None,
+        should_stop=should_stop,
     )
-    optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=1e-4)
-    steps_per_epoch = max(1, math.ceil(len(train_idx) / config.batch_size))
-    total_steps = steps_per_epoch * config.epochs
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimiser, max_lr=config.learning_rate, total_steps=total_steps, pct_start=0.2
-    )
-    use_amp = device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    history, step, epoch_times = [], 0, []
-    for epoch in range(config.epochs):
-        model.train()
-        epoch_start = time.perf_counter()
-        order = rng.permutation(train_idx)
-        losses = []
-        for start in range(0, len(order), config.batch_size):
-            if should_stop is not None and should_stop():
-                raise TrainingCancelled("Training was stopped; nothing was saved.")
-            batch_idx = order[start : start + config.batch_size]
-            batch = images[batch_idx]
-            if config.augment:
-                flip = rng.random(len(batch)) < 0.5
-                batch = np.where(flip[:, None, None, None], batch[:, :, ::-1], batch)
-            x = classifier.to_tensor(batch)
-            y = torch.as_tensor(labels[batch_idx], device=device)
-            with torch.autocast(device_type=device.type, enabled=use_amp):
-                loss = F.cross_entropy(model(x), y, weight=weights)
-            optimiser.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimiser)
-            scaler.update()
-            scheduler.step()
-            losses.append(float(loss.detach()))
-            step += 1
-            if progress:
-                progress(
-                    0.05 + 0.85 * step / total_steps,
-                    f"Epoch {epoch + 1}/{config.epochs}, loss {losses[-1]:.3f}",
-                )
-        epoch_times.append(time.perf_counter() - epoch_start)
-        history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "seconds": epoch_times[-1]})
-    model.eval()
+    classes = shared.class_names
+    index = {c: i for i, c in enumerate(classes)}
+    y = np.array([index[c] for c in labelled.data.labels])
     if progress:
         progress(0.92, "Calibrating on the validation split and measuring on the test split")
-    if len(val_idx) >= 2 and len(np.unique(labels[val_idx])) >= 2:
-        classifier.temperature = fit_temperature(_logits(classifier, images[val_idx]), labels[val_idx])
-        classifier.calibrated = True
-    test_logits = _logits(classifier, images[test_idx])
-    probs = torch.softmax(torch.as_tensor(test_logits) / classifier.temperature, dim=1).numpy()
-    metrics = classification_metrics(
-        probs,
-        labels[test_idx],
-        labelled.classes,
-        threshold=config.threshold,
-        positive_class=config.positive_class,
+    classifier = ImageClassifier(
+        shared.model, shared.preprocessing, classes, device=device, activation="none"
     )
+
+    def logits_of(part: str) -> np.ndarray:
+        idx = np.flatnonzero(split == part)
+        if len(idx) == 0:
+            return np.zeros((0, len(classes)), dtype=np.float32)
+        views = np.stack([shared.preprocessing.view(labelled.data.images[i]) for i in idx])
+        return classifier.predict_views(views)
+
+    val_logits, test_logits = logits_of("val"), logits_of("test")
+    y_val, y_test = y[split == "val"], y[split == "test"]
+    calibrated = len(y_val) >= 2 and len(set(y_val.tolist())) >= 2
+    temperature = fit_temperature(val_logits, y_val) if calibrated else 1.0
+    probs = torch.softmax(torch.as_tensor(test_logits) / temperature, dim=1).numpy()
     raw = torch.softmax(torch.as_tensor(test_logits), dim=1).numpy()
-    metrics["ece_uncalibrated"] = classification_metrics(raw, labels[test_idx], labelled.classes)["ece"]
-    metrics["temperature"] = classifier.temperature
-    metrics["calibrated"] = classifier.calibrated
-    split_counts = {
-        s: {c: int(((split == s) & (labels == i)).sum()) for i, c in enumerate(labelled.classes)}
-        for s in ("train", "val", "test")
-    }
+    metrics = medical_metrics(
+        probs, y_test, classes, threshold=config.threshold, positive_class=config.positive_class
+    )
+    metrics["ece_uncalibrated"] = medical_metrics(raw, y_test, classes)["ece"]
+    metrics["temperature"] = temperature
+    metrics["calibrated"] = calibrated
+    metrics["macro_f1"] = shared.metrics.get("macro_f1")
+    metrics["val_accuracy"] = shared.metrics.get("val_accuracy")
     groups = np.asarray(labelled.groups)
-    leaks = set(groups[train_idx]) & set(groups[test_idx])
     metrics["group_kind"] = labelled.group_kind
-    metrics["groups_in_train_and_test"] = len(leaks)
+    metrics["groups_in_train_and_test"] = len(set(groups[split == "train"]) & set(groups[split == "test"]))
+    metrics["epoch_seconds"] = (
+        float(np.mean([h["seconds"] for h in shared.history])) if shared.history else 0.0
+    )
+    split_counts = {
+        part: {c: int(((split == part) & (y == i)).sum()) for i, c in enumerate(classes)}
+        for part in ("train", "val", "test")
+    }
     if progress:
-        progress(1.0, "Done")
-    return TrainResult(
-        classifier=classifier,
+        progress(1.0, f"Test accuracy {metrics['accuracy']:.3f} on {len(y_test)} held-out images")
+    return ScanTrainResult(
+        model=shared.model.eval(),
+        class_names=classes,
+        preprocessing=shared.preprocessing,
         metrics=metrics,
-        history=history,
+        shared=shared,
+        temperature=temperature,
+        calibrated=calibrated,
         split_counts=split_counts,
         config=asdict(config),
-        seconds=time.perf_counter() - started,
-        epoch_seconds=float(np.mean(epoch_times)) if epoch_times else 0.0,
     )

@@ -9,82 +9,28 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
+from PIL import Image
 from pydicom.data import get_testdata_file
-from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "medical"))
 
 from builders import make_dicom, make_zip  # noqa: E402
 
 from services.errors import InvalidInputError, ModelNotFoundError, TrainingCancelled  # noqa: E402
+from services.imaging import LabelledImages  # noqa: E402
 from services.medical import MedicalService, cli_run, ensure_default_models  # noqa: E402
-from services.medical_explain import ImageClassifier, faithfulness, gradcam, shap_heatmap  # noqa: E402
 from services.medical_train import (  # noqa: E402
-    LabelledImages,
-    TrainConfig,
+    LabelledScans,
+    ScanTrainConfig,
     bccd_cell_crops,
-    classification_metrics,
-    fine_tune,
     fit_temperature,
-    labelled_images_from_zip,
+    group_split,
+    labelled_scans_from_zip,
+    medical_metrics,
+    train_on_scans,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-class LeftHalfNet(nn.Module):
-    """A tiny classifier that only looks at the left half of the image (class 1 = bright left half)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(3, 4, 3, padding=1)
-        self.act = nn.ReLU()
-        self.head = nn.Linear(4, 2)
-        with torch.no_grad():
-            self.conv.weight.fill_(0.1)
-            self.conv.bias.zero_()
-            self.head.weight.copy_(torch.tensor([[-0.5] * 4, [0.5] * 4]))
-            self.head.bias.copy_(torch.tensor([4.0, -4.0]))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        a = self.act(self.conv(x))
-        return self.head(a[..., : a.shape[-1] // 2].mean(dim=(2, 3)))
-
-
-@pytest.fixture
-def tiny() -> ImageClassifier:
-    model = LeftHalfNet().eval()
-    return ImageClassifier(model, ["dark", "bright"], 32, target_layer=model.act)
-
-
-def _bright_left(size: int = 32) -> np.ndarray:
-    image = np.zeros((size, size, 3), dtype=np.uint8)
-    image[:, : size // 2] = 200
-    image[:, size // 2 :] = 120
-    return image
-
-
-def test_shap_map_is_additive_and_ignores_what_the_model_does_not_see(tiny):
-    image = _bright_left()
-    heat = shap_heatmap(tiny, image, 1, max_evals=200)
-    p = tiny.probabilities(image[None])[0, 1]
-    assert abs(float(heat.values.sum()) + heat.base_values - p) < 1e-3
-    left = np.abs(heat.values[:, :14]).sum()
-    right = np.abs(heat.values[:, 18:]).sum()
-    assert left > 0.2 and right < 0.02 * left
-    score = faithfulness(tiny, image, heat, 1)
-    assert score["score"] > 0.1
-    assert score["top_deletion"][0] < score["random_deletion"][0]
-
-
-def test_gradcam_is_normalised_and_a_flat_map_scores_zero(tiny):
-    image = _bright_left()
-    cam = gradcam(tiny, image, 1)
-    assert cam.values.shape == (32, 32) and float(cam.values.max()) == pytest.approx(1.0)
-    assert float(cam.values.min()) >= 0.0
-    flat = cam.__class__(values=np.ones((32, 32), np.float32), base_values=0.0, data=image)
-    assert faithfulness(tiny, image, flat, 1, repeats=1)["score"] == pytest.approx(0.0, abs=0.2)
 
 
 def test_demo_model_classifies_a_dicom_and_grad_cam_is_non_trivial(model_store):
@@ -104,7 +50,7 @@ def test_demo_model_classifies_a_dicom_and_grad_cam_is_non_trivial(model_store):
 def test_metrics_and_temperature():
     labels = np.array([0, 0, 1, 1, 2, 2])
     probs = np.eye(3)[labels] * 0.7 + 0.1
-    m = classification_metrics(probs, labels, ["a", "b", "c"])
+    m = medical_metrics(probs, labels, ["a", "b", "c"])
     assert m["accuracy"] == 1.0 and m["macro_auc"] == 1.0
     assert m["confusion_matrix"] == [[2, 0, 0], [0, 2, 0], [0, 0, 2]]
     assert m["per_class"]["a"]["sensitivity"] == 1.0 and m["per_class"]["a"]["specificity"] == 1.0
@@ -117,41 +63,44 @@ def test_metrics_and_temperature():
     assert fit_temperature(logits / 4, y) < 0.5
 
 
-def _synthetic_set(n: int = 36) -> LabelledImages:
+def _synthetic_set(n: int = 36) -> LabelledScans:
     rng = np.random.default_rng(0)
     images, labels = [], []
     for i in range(n):
-        label = i % 2
         image = rng.integers(0, 60, (32, 32, 3)).astype(np.uint8)
-        if label:
+        if i % 2:
             image[8:24, 8:24] = 230
-        images.append(image)
-        labels.append(label)
-    return LabelledImages(
-        images, np.array(labels), ["empty", "spot"], [f"g{i}" for i in range(n)], "file", "photo"
-    )
+        images.append(Image.fromarray(image))
+        labels.append("spot" if i % 2 else "empty")
+    groups = [f"patient{i // 2}" for i in range(n)]  # two images per patient
+    data = LabelledImages(images=images, labels=labels, names=[f"{i}.png" for i in range(n)])
+    data.split = group_split(labels, groups, seed=0)
+    return LabelledScans(data, groups, "patient", "photo", "file")
 
 
 def test_train_saves_and_reloads_the_same_model_and_refuses_builtin_names(model_store):
     service = MedicalService(model_store)
     labelled = _synthetic_set()
-    config = TrainConfig(epochs=1, image_size=32, batch_size=12)
+    config = ScanTrainConfig(epochs=1, image_size=32, batch_size=12, mode="full")
     stored, result = service.train(labelled, "spots", config, pretrained=False)
-    assert stored.metadata["recipe_version"] >= 1 and stored.metadata["classes"] == ["empty", "spot"]
-    assert result.metrics["groups_in_train_and_test"] == 0 and result.metrics["n_test"] > 0
-    assert (stored.path / "weights.safetensors").is_file()
+    assert stored.metadata["class_names"] == ["empty", "spot"]
+    m = result.metrics
+    assert m["groups_in_train_and_test"] == 0 and m["n_test"] == sum(result.split_counts["test"].values()) > 0
+    assert set(m["per_class"]["spot"]) == {"auc", "sensitivity", "specificity", "support"}
+    assert 0.25 <= result.temperature <= 10.0
     fresh = MedicalService(model_store)
     assert "spots" in fresh.model_names()
-    image = labelled.images[1]
+    image = np.asarray(labelled.data.images[1])
     a = service.classify(image, "spots").probabilities.to_numpy()
     b = fresh.classify(image, "spots").probabilities.to_numpy()
     np.testing.assert_allclose(a, b, atol=1e-5)
+    assert fresh.classify(image, "spots").calibrated == result.calibrated
     card = fresh.model_card("spots")
-    assert card["Held-out test accuracy"] == result.metrics["accuracy"]
+    assert card["Held-out test accuracy"] == m["accuracy"]
     with pytest.raises(InvalidInputError, match="built-in"):
         service.train(labelled, "phydcm_ct", config, pretrained=False)
     with pytest.raises(TrainingCancelled):
-        fine_tune(labelled, config, pretrained=False, should_stop=lambda: True)
+        train_on_scans(labelled, config, pretrained=False, should_stop=lambda: True)
 
 
 @pytest.mark.slow
@@ -230,17 +179,19 @@ def test_zip_of_png_folders_reads_labels():
     files = {
         f"{c}/{i}.png": to_png(np.full((20, 20, 3), 40 * i, np.uint8)) for c in ("x", "y") for i in range(4)
     }
-    labelled = labelled_images_from_zip(make_zip(files))
-    assert labelled.classes == ["x", "y"] and labelled.group_kind == "file" and labelled.modality == "photo"
+    labelled = labelled_scans_from_zip(make_zip(files))
+    assert labelled.counts() == {"x": 4, "y": 4}
+    assert labelled.group_kind == "file" and labelled.modality == "photo"
     with pytest.raises(InvalidInputError, match="at least 4"):
-        labelled_images_from_zip(make_zip({k: v for k, v in files.items() if not k.endswith("3.png")}))
+        labelled_scans_from_zip(make_zip({k: v for k, v in files.items() if not k.endswith("3.png")}))
 
 
 @pytest.mark.slow
 def test_fine_tuning_on_bccd_cell_crops_beats_the_majority_class(shared_data, model_store):
-    crops = bccd_cell_crops(shared_data / "bccd", per_class={"train": 40, "val": 12, "test": 30}, side=64)
+    crops = bccd_cell_crops(shared_data / "bccd", per_class={"train": 40, "val": 12, "test": 30})
     service = MedicalService(model_store)
-    stored, result = service.train(crops, "bccd-cells", TrainConfig(epochs=2, image_size=64, batch_size=24))
+    config = ScanTrainConfig(epochs=2, image_size=64, batch_size=24, mode="full")
+    stored, result = service.train(crops, "bccd-cells", config)
     m = result.metrics
     assert m["groups_in_train_and_test"] == 0  # cells of one smear never straddle train and test
     assert m["majority_baseline_accuracy"] == pytest.approx(1 / 3)

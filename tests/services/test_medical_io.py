@@ -20,7 +20,7 @@ from services.medical_io import (  # noqa: E402
     window_image,
     window_options,
 )
-from services.medical_train import group_split, labelled_images_from_zip, render_for_model  # noqa: E402
+from services.medical_train import group_split, labelled_scans_from_zip, render_for_model  # noqa: E402
 
 
 def _sample(name: str) -> bytes:
@@ -124,10 +124,10 @@ def test_volume_where_2d_expected_and_mixed_modalities_are_refused():
     mr = make_dicom(np.zeros((16, 16), np.uint16), modality="MR", slope=None)
     files = {f"a/{i}.dcm": ct for i in range(4)} | {f"b/{i}.dcm": mr for i in range(4)}
     with pytest.raises(InvalidInputError, match="mixes modalities.*CT: 4.*MR: 4"):
-        labelled_images_from_zip(make_zip(files))
+        labelled_scans_from_zip(make_zip(files))
     multi = make_dicom(np.zeros((3, 16, 16), np.uint16))
     with pytest.raises(InvalidInputError, match="a/3.dcm.*single 2-D image"):
-        labelled_images_from_zip(make_zip({f"a/{i}.dcm": ct for i in range(3)} | {"a/3.dcm": multi}))
+        labelled_scans_from_zip(make_zip({f"a/{i}.dcm": ct for i in range(3)} | {"a/3.dcm": multi}))
 
 
 def test_zip_of_dicom_class_folders_groups_by_patient_without_leakage():
@@ -139,10 +139,11 @@ def test_zip_of_dicom_class_folders_groups_by_patient_without_leakage():
             pixels = rng.integers(0, 2000, (16, 16)).astype(np.uint16)
             phi = {**FAKE_PHI, "PatientID": f"P{patient}"}
             files[f"{label}/p{patient}_{k}.dcm"] = make_dicom(pixels, phi=phi)
-    labelled = labelled_images_from_zip(make_zip(files))
-    assert labelled.classes == ["normal", "tumour"] and labelled.group_kind == "patient"
+    labelled = labelled_scans_from_zip(make_zip(files))
+    assert labelled.group_kind == "patient" and labelled.modality == "CT"
     assert labelled.counts() == {"normal": 15, "tumour": 15}
-    split = np.array(group_split(labelled.labels, labelled.groups, seed=0))
+    split = np.array(labelled.data.split)
+    assert split.tolist() == group_split(labelled.data.labels, labelled.groups, seed=0)
     groups = np.array(labelled.groups)
     sets = {s: set(groups[split == s]) for s in ("train", "val", "test")}
     assert sets["test"] and sets["train"]
