@@ -83,7 +83,7 @@ def train_bpr(
     n_users: int,
     n_items: int,
     config: BPRConfig | None = None,
-    device: torch.device | None = None,
+    device: torch.device | str | None = None,
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> BPRMatrixFactorisation:
@@ -107,7 +107,7 @@ def train_bpr(
         The trained model, on the CPU, in eval mode.
     """
     config = config or BPRConfig()
-    device = device or resolve_device()
+    device = torch.device(device) if device is not None else resolve_device()
     threads = torch.get_num_threads()
     if device.type == "cpu":
         # Small batched ops: one thread avoids costly contention between threads on a busy CPU.
