@@ -981,7 +981,7 @@ class FineTuneConfig:
         mode: ``"head"`` trains only a new classifier on the frozen backbone (fast, few images);
             ``"full"`` trains every layer (slower, better with more images).
         epochs: passes over the training images; the epoch with the best validation accuracy is kept.
-        batch_size: images per step.
+        batch_size: images per step at most (small sets use smaller batches: at least 4 steps an epoch).
         learning_rate: default 2e-3 for the head, 3e-4 for full fine-tuning (AdamW, cosine decay).
         weight_decay: AdamW weight decay.
         augment: random resized crops, flips and colour jitter on the training images.
@@ -1095,7 +1095,9 @@ def fine_tune(
         raise InvalidInputError(f"Unknown fine-tuning mode '{config.mode}'; use 'head' or 'full'.")
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.lr(), weight_decay=config.weight_decay)
-    steps_per_epoch = max(1, math.ceil(len(parts["train"]) / config.batch_size))
+    # Small sets get smaller batches so every epoch still takes several optimiser steps.
+    batch_size = int(max(4, min(config.batch_size, len(parts["train"]) // 4)))
+    steps_per_epoch = max(1, math.ceil(len(parts["train"]) / batch_size))
     total_steps = steps_per_epoch * max(1, config.epochs)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=config.lr(), total_steps=total_steps, pct_start=0.1, anneal_strategy="cos"
@@ -1143,10 +1145,10 @@ def fine_tune(
             model.eval()  # frozen BatchNorm statistics
         order = rng.permutation(parts["train"])
         total_loss, correct, seen = 0.0, 0, 0
-        for start in range(0, len(order), config.batch_size):
+        for start in range(0, len(order), batch_size):
             if should_stop is not None and should_stop():
                 raise TrainingCancelled("Training was cancelled; nothing was saved.")
-            batch_idx = order[start : start + config.batch_size]
+            batch_idx = order[start : start + batch_size]
             x = _stack([_train_tensor(train_tf, data.images[i], generator) for i in batch_idx]).to(device)
             target = torch.as_tensor(y[batch_idx], device=device)
             optimizer.zero_grad(set_to_none=True)

@@ -1,0 +1,409 @@
+"""Image classification: classify photos, see which regions drove each prediction, train your own model."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+from PIL import Image
+
+from services.errors import InvalidInputError
+from services.imaging import FineTuneConfig, labelled_images_from_zip, per_class_table
+from services.store import ModelStore, default_root
+from services.vision import (
+    DEFAULT_MODEL,
+    DEFAULT_SHAP_EVALS,
+    SAMPLE_PHOTOS,
+    ImageExplanation,
+    UploadedImages,
+    VisionService,
+    read_uploaded_images,
+    sample_images,
+)
+from ui.plots import image_overlay
+from ui.report import Report
+from ui.vision_plots import confusion_matrix_figure, top_classes_bar, training_history_figure
+from ui.widgets import downloads, guard, model_card
+
+IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif", "zip"]
+SHAP_BUDGETS = [50, 100, 200, 300, 500]
+
+
+@st.cache_resource(show_spinner=False)
+def get_vision_service(store_root: str) -> VisionService:
+    """One service per model store, shared by all sessions (each model runs under its own lock)."""
+    return VisionService(ModelStore(store_root))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def load_samples(names: tuple[str, ...]) -> list[tuple[str, np.ndarray]]:
+    return [(name, np.asarray(img)) for name, img in sample_images(list(names)).items()]
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def decode_uploads(files: tuple[tuple[str, bytes], ...]) -> UploadedImages:
+    return read_uploaded_images(list(files))
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def classify_images(
+    _service: VisionService, model: str, stamp: str, digest: str, _items: list[tuple[str, np.ndarray]]
+) -> pd.DataFrame:
+    return _service.classify([(name, Image.fromarray(arr)) for name, arr in _items], model, k=5)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def explain_image(
+    _service: VisionService,
+    model: str,
+    stamp: str,
+    digest: str,
+    class_index: int,
+    max_evals: int,
+    _image: np.ndarray,
+) -> ImageExplanation:
+    return _service.explain(Image.fromarray(_image), model, class_index=class_index, max_evals=max_evals)
+
+
+def digest_of(items: list[tuple[str, np.ndarray]]) -> str:
+    h = hashlib.sha256()
+    for name, arr in items:
+        h.update(name.encode())
+        h.update(str(arr.shape).encode())
+        h.update(arr.tobytes())
+    return h.hexdigest()[:16]
+
+
+def model_stamp(service: VisionService, model: str) -> str:
+    """Changes whenever a saved model of that name is retrained (so cached results are dropped)."""
+    if model == DEFAULT_MODEL or not service.store.exists("vision", model):
+        return ""
+    return str(service.store.load("vision", model).metadata.get("created", ""))
+
+
+def explanation_report(model: str, image_name: str, result: ImageExplanation, opacity: float) -> str:
+    report = Report("Image explanation", subtitle=f"Model: {model} · image: {image_name}")
+    top = pd.DataFrame([{"class": c, "probability": p} for _, c, p in result.top5])
+    report.add(
+        "Prediction",
+        text=f"Explained class: {result.class_name} (probability {result.probability:.3f}).",
+        table=top,
+    )
+    report.add(
+        "Where the model looked",
+        text=(
+            "Left: SHAP values (red regions raised the class probability, blue lowered it; they add up "
+            "to the probability minus that of the fully blurred image). Right: Grad-CAM on the last "
+            "convolutional stage."
+        ),
+        figure=[
+            image_overlay(result.shap, opacity=opacity, title="SHAP"),
+            image_overlay(result.gradcam, opacity=opacity, title="Grad-CAM", signed=False),
+        ],
+    )
+    report.add(
+        "Faithfulness",
+        text="How far the probability falls when the top-attributed regions are blurred, against random.",
+        table=result.faithfulness_table().round(4),
+    )
+    return report.to_html()
+
+
+def batch_report(model: str, table: pd.DataFrame) -> str:
+    report = Report("Image classification results", subtitle=f"Model: {model} · {len(table)} images")
+    counts = table["top1"].value_counts().rename_axis("predicted class").reset_index(name="images")
+    report.add("Predicted classes", table=counts)
+    report.add("All predictions (top 5 each)", table=table.round(4))
+    return report.to_html()
+
+
+store_root = str(default_root())
+service = get_vision_service(store_root)
+
+st.title("Image classification")
+st.caption(
+    "Classify photos into 1,000 everyday categories, see which regions of each picture drove the prediction, "
+    "and adapt the model to your own categories from a few hundred labelled images."
+)
+
+with guard("listing the models"):
+    models = service.available_models()
+    model = st.selectbox(
+        "Model",
+        models,
+        key="vision_model",
+        help="The built-in ImageNet model, or one you fine-tuned on the 'Train your own' tab.",
+    )
+    model_card(service.model_card(model))
+
+# ------------------------------------------------------------------ images in
+source = st.radio("Images", ["Sample photos", "Upload your own"], key="vision_source", horizontal=True)
+items: list[tuple[str, np.ndarray]] = []
+if source == "Sample photos":
+    chosen = st.multiselect(
+        "Sample photos (bundled with scikit-image, BSD-3-Clause)",
+        list(SAMPLE_PHOTOS),
+        default=["chelsea", "coffee"],
+        format_func=lambda n: f"{n}: {SAMPLE_PHOTOS[n]}",
+        key="vision_samples",
+    )
+    if chosen:
+        with guard("loading the sample photos"):
+            items = load_samples(tuple(chosen))
+else:
+    uploads = st.file_uploader(
+        "Images (JPEG, PNG, WebP, BMP, TIFF, GIF) or a zip of images",
+        type=IMAGE_TYPES,
+        accept_multiple_files=True,
+        key="vision_upload",
+    )
+    if uploads:
+        with guard("reading the images"):
+            decoded = decode_uploads(tuple((f.name, f.getvalue()) for f in uploads))
+            items = [(n, np.asarray(im)) for n, im in zip(decoded.names, decoded.images, strict=True)]
+            if decoded.problems:
+                st.warning(f"{len(decoded.problems)} file(s) were skipped:", icon=":material/warning:")
+                st.dataframe(pd.DataFrame({"skipped": decoded.problems}), hide_index=True, width="stretch")
+
+predictions: pd.DataFrame | None = None
+if items:
+    with guard("classifying the images"):
+        with st.spinner(f"Classifying {len(items)} image(s)..."):
+            predictions = classify_images(
+                service, model, model_stamp(service, model), digest_of(items), items
+            )
+        st.session_state["vision_predictions"] = predictions
+
+tab_classify, tab_explain, tab_batch, tab_train = st.tabs(["Classify", "Explain", "Batch", "Train your own"])
+
+# ------------------------------------------------------------------ classify
+with tab_classify:
+    if predictions is None:
+        st.info("Pick sample photos or upload images above.")
+    else:
+        names = [n for n, _ in items]
+        pick = st.selectbox("Image", names, key="vision_pick")
+        i = names.index(pick)
+        row = predictions.iloc[i]
+        top = [(0, row[f"class_{j}"], float(row[f"prob_{j}"])) for j in range(1, 6) if f"class_{j}" in row]
+        left, right = st.columns([1, 1])
+        left.image(items[i][1], caption=pick, width="stretch")
+        with right:
+            st.metric(
+                "Top class", str(row["top1"]), f"{row['probability']:.1%} probability", delta_color="off"
+            )
+            st.plotly_chart(top_classes_bar(top, title="Top 5"), width="stretch", key="vision_top5_chart")
+
+# ------------------------------------------------------------------ explain
+with tab_explain:
+    if predictions is None:
+        st.info("Pick sample photos or upload images above.")
+    else:
+        names = [n for n, _ in items]
+        pick = st.selectbox("Image to explain", names, key="vision_explain_image")
+        i = names.index(pick)
+        with guard("listing the classes"):
+            class_names = service.class_names(model)
+            row = predictions.iloc[i]
+            top_names = [row[f"class_{j}"] for j in range(1, 6) if f"class_{j}" in row]
+            order = [class_names.index(c) for c in top_names]
+            order += [k for k in range(len(class_names)) if k not in order]
+            c1, c2, c3 = st.columns([2, 1, 1])
+            choice = c1.selectbox(
+                "Class to explain (the top 5 first, then every other class)",
+                [-1, *order],
+                format_func=lambda k: f"the top class ({top_names[0]})" if k < 0 else class_names[k],
+                key="vision_class",
+            )
+            class_index = order[0] if choice < 0 else choice
+            max_evals = c2.select_slider(
+                "SHAP budget (model calls)", SHAP_BUDGETS, value=DEFAULT_SHAP_EVALS, key="vision_evals"
+            )
+            opacity = c3.slider("Heat-map opacity", 0.0, 1.0, 0.5, 0.05, key="vision_opacity")
+        if st.button("Explain", key="vision_explain_button", type="primary", icon=":material/visibility:"):
+            with guard("explaining the image"):
+                with st.spinner("Computing the SHAP and Grad-CAM heat-maps..."):
+                    result = explain_image(
+                        service,
+                        model,
+                        model_stamp(service, model),
+                        digest_of([items[i]]),
+                        int(class_index),
+                        int(max_evals),
+                        items[i][1],
+                    )
+                st.session_state["vision_explanation"] = {"model": model, "image": pick, "result": result}
+        shown = st.session_state.get("vision_explanation")
+        if shown is not None:
+            result = shown["result"]
+            st.markdown(
+                f"**{shown['image']}**: explaining **{result.class_name}** "
+                f"(probability {result.probability:.3f}, model {shown['model']})"
+            )
+            left, right = st.columns(2)
+            with left:
+                st.plotly_chart(
+                    image_overlay(result.shap, opacity=opacity, title="SHAP (red raises, blue lowers)"),
+                    width="stretch",
+                    key="vision_shap_chart",
+                )
+                st.caption(
+                    f"Base value (fully blurred image) {float(result.shap.base_values):.3f} + sum of SHAP "
+                    f"values {float(np.sum(result.shap.values)):+.3f} = {result.probability:.3f}. "
+                    f"Computed in {result.shap_seconds:.1f} s."
+                )
+            with right:
+                st.plotly_chart(
+                    image_overlay(
+                        result.gradcam, opacity=opacity, title="Grad-CAM (last conv stage)", signed=False
+                    ),
+                    width="stretch",
+                    key="vision_cam_chart",
+                )
+                st.caption(f"Computed in {result.gradcam_seconds:.2f} s.")
+            st.subheader("Faithfulness")
+            st.caption(
+                "The class probability after blurring the most-attributed 10% / 20% of the image, against "
+                "blurring random regions of the same size (mean of 8 draws). A faithful map makes the "
+                "probability fall more: 'faithfulness' is the extra fall."
+            )
+            faith = result.faithfulness_table()
+            st.dataframe(faith.round(4), hide_index=True, width="stretch", key="vision_faith_table")
+            downloads(
+                "vision_explain_dl",
+                table=pd.concat(
+                    [faith, result.region_table().assign(method="SHAP value per region (7 x 7 grid)")],
+                    ignore_index=True,
+                ),
+                table_name="explanation.csv",
+                report_html=explanation_report(shown["model"], shown["image"], result, opacity),
+                report_name="explanation.html",
+            )
+
+# ------------------------------------------------------------------ batch
+with tab_batch:
+    if predictions is None:
+        st.info("Pick sample photos or upload images above.")
+    else:
+        st.dataframe(
+            predictions.round(4),
+            hide_index=True,
+            width="stretch",
+            column_config={
+                "probability": st.column_config.ProgressColumn("probability", min_value=0, max_value=1)
+            },
+            key="vision_batch_table",
+        )
+        cols = st.columns(4)
+        for k, ((name, arr), (_, row)) in enumerate(zip(items, predictions.iterrows(), strict=True)):
+            cols[k % 4].image(
+                arr, caption=f"{name}: {row['top1']} ({row['probability']:.0%})", width="stretch"
+            )
+        downloads(
+            "vision_batch_dl",
+            table=predictions,
+            table_name="predictions.csv",
+            report_html=batch_report(model, predictions),
+            report_name="predictions.html",
+        )
+
+# ------------------------------------------------------------------ train
+with tab_train:
+    st.markdown(
+        "Upload a **zip of class folders** (`cats/a.jpg`, `dogs/b.jpg`, ...; folders named `train`, `val` "
+        "or `test` above them keep your own split) or a zip holding the images and a **CSV** with `file` "
+        "and `label` columns. The images are split stratified into training, validation and test; the test "
+        "images are used only for the final scores."
+    )
+    train_zip = st.file_uploader("Labelled images (zip)", type=["zip"], key="vision_train_upload")
+    c1, c2, c3 = st.columns(3)
+    mode = c1.radio(
+        "What to train",
+        ["head", "full"],
+        format_func=lambda m: (
+            "the new classifier head only (fast)" if m == "head" else "every layer (slower)"
+        ),
+        key="vision_train_mode",
+    )
+    epochs = c2.slider("Epochs", 1, 20, 5, key="vision_epochs")
+    size = c3.select_slider("Image size (px)", [96, 128, 160, 192, 224], value=224, key="vision_image_size")
+    c4, c5 = st.columns(2)
+    vflip = c4.checkbox("Also flip vertically (microscopy, aerial photos)", key="vision_vflip")
+    augment = c5.checkbox("Augment (random crops, flips, colour)", value=True, key="vision_augment")
+    train_name = st.text_input("Save as", value="my-images", key="vision_train_name")
+    if train_zip is not None:
+        with guard("reading the training images"):
+            data = labelled_images_from_zip(train_zip.getvalue())
+            counts = pd.DataFrame(list(data.class_counts().items()), columns=["class", "images"])
+            st.dataframe(counts, hide_index=True, key="vision_train_counts")
+            if data.skipped:
+                st.warning(f"{len(data.skipped)} file(s) were skipped.", icon=":material/warning:")
+                st.dataframe(pd.DataFrame({"skipped": data.skipped}), hide_index=True, width="stretch")
+            if st.button(
+                "Train", key="vision_train_button", type="primary", icon=":material/model_training:"
+            ):
+                if not train_name.strip():
+                    raise InvalidInputError("Give the model a name.")
+                with st.status(f"Fine-tuning on {len(data)} images...", expanded=True) as status:
+                    bar = st.progress(0.0, text="Starting")
+                    seen_epochs: list[str] = []
+
+                    def report_progress(fraction: float, message: str) -> None:
+                        bar.progress(min(max(fraction, 0.0), 1.0), text=message)
+                        if "validation accuracy" in message and message not in seen_epochs:
+                            seen_epochs.append(message)
+                            st.write(message)
+
+                    config = FineTuneConfig(
+                        mode=mode, epochs=int(epochs), image_size=int(size), vflip=vflip, augment=augment
+                    )
+                    result = service.train(data, train_name, config, progress=report_progress)
+                    status.update(label=f"Saved as '{train_name.strip()}'", state="complete")
+                st.session_state["vision_trained"] = {
+                    "name": train_name.strip(),
+                    "metrics": result.metrics,
+                    "history": result.history,
+                    "split": result.split_sizes,
+                }
+                st.rerun()  # so the model list at the top includes the new model
+    trained = st.session_state.get("vision_trained")
+    if trained is not None:
+        metrics = trained["metrics"]
+        st.subheader(f"Model '{trained['name']}'")
+        m1, m2, m3 = st.columns(3)
+        m1.metric("Test accuracy", f"{metrics['accuracy']:.1%}")
+        m2.metric(f"Always '{metrics['majority_class']}'", f"{metrics['majority_baseline_accuracy']:.1%}")
+        m3.metric("Macro F1", f"{metrics['macro_f1']:.3f}")
+        st.caption(f"Images used: {trained['split']} (train / validation / test).")
+        per_class = per_class_table(metrics)
+        st.dataframe(per_class.round(3), hide_index=True, width="stretch", key="vision_train_per_class")
+        left, right = st.columns(2)
+        left.plotly_chart(confusion_matrix_figure(metrics), width="stretch", key="vision_confusion")
+        right.plotly_chart(
+            training_history_figure(trained["history"], title="Per epoch"),
+            width="stretch",
+            key="vision_history",
+        )
+        report = Report(
+            f"Fine-tuned image classifier '{trained['name']}'", subtitle=f"Images: {trained['split']}"
+        )
+        report.add(
+            "Test results",
+            text=(
+                f"Test accuracy {metrics['accuracy']:.3f}, against "
+                f"{metrics['majority_baseline_accuracy']:.3f} "
+                f"for always answering '{metrics['majority_class']}'."
+            ),
+            table=per_class.round(4),
+            figure=[confusion_matrix_figure(metrics), training_history_figure(trained["history"])],
+        )
+        downloads(
+            "vision_train_dl",
+            table=per_class,
+            table_name="test_metrics.csv",
+            report_html=report.to_html(),
+            report_name="training_report.html",
+        )
+        st.info("Pick the new model in the 'Model' box at the top to classify and explain with it.")

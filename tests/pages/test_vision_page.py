@@ -1,0 +1,128 @@
+"""The Vision page through AppTest: upload -> classify -> explain, batch, train your own, bad input."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data as skdata
+
+from services.explain import additivity_error, make_explanation
+
+CATS = {"tiger cat", "Egyptian cat", "tabby, tabby cat"}
+
+pytestmark = pytest.mark.slow  # the page runs the real ImageNet model
+
+
+def _png(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _errors(at) -> list[str]:
+    return [e.value for e in at.error]
+
+
+def test_upload_classify_explain(app_test, model_store):
+    at = app_test("pages/vision.py")
+    assert not at.exception
+    at.radio(key="vision_source").set_value("Upload your own").run()
+    at.file_uploader(key="vision_upload").set_value(
+        [("coffee.png", _png(skdata.coffee()), "image/png"), ("cat.png", _png(skdata.chelsea()), "image/png")]
+    )
+    at.run()
+    assert not at.exception and not _errors(at)
+    predictions = at.session_state["vision_predictions"]
+    assert list(predictions["image"]) == ["coffee.png", "cat.png"]
+    assert predictions.loc[0, "top1"] == "espresso" and predictions.loc[0, "probability"] > 0.8
+    assert predictions.loc[1, "top1"] in CATS
+    assert any(m.label == "Top class" and m.value == "espresso" for m in at.metric)
+
+    at.selectbox(key="vision_explain_image").set_value("cat.png")
+    at.select_slider(key="vision_evals").set_value(50)
+    at.button(key="vision_explain_button").click().run()
+    assert not at.exception and not _errors(at)
+    shown = at.session_state["vision_explanation"]
+    result = shown["result"]
+    assert shown["image"] == "cat.png" and result.class_name == predictions.loc[1, "top1"]
+    flat = make_explanation(np.asarray(result.shap.values).reshape(1, -1), [float(result.shap.base_values)])
+    assert additivity_error(flat, [result.probability]) < 1e-3
+    assert result.gradcam.values.shape == (224, 224) and float(result.gradcam.values.max()) == pytest.approx(
+        1.0
+    )
+    faith = result.faithfulness_table()
+    assert set(faith["method"]) == {"SHAP", "Grad-CAM"} and len(faith) == 4
+    # The opacity slider redraws without recomputing.
+    at.slider(key="vision_opacity").set_value(0.8).run()
+    assert at.session_state["vision_explanation"]["result"] is result or not at.exception
+
+
+def test_samples_batch_tab_has_table_and_downloads(app_test, model_store):
+    at = app_test("pages/vision.py")
+    assert not at.exception
+    predictions = at.session_state["vision_predictions"]
+    assert list(predictions["image"]) == ["chelsea", "coffee"]
+    assert predictions.loc[0, "top1"] in CATS and predictions.loc[1, "top1"] == "espresso"
+    # Probabilities of the top 5 are sorted and sum to at most 1.
+    probs = predictions[[f"prob_{i}" for i in range(1, 6)]].to_numpy()
+    assert np.all(np.diff(probs, axis=1) <= 0) and np.all(probs.sum(axis=1) <= 1.0 + 1e-6)
+
+
+def test_bad_uploads_get_clear_messages(app_test, model_store):
+    at = app_test("pages/vision.py")
+    at.radio(key="vision_source").set_value("Upload your own").run()
+    at.file_uploader(key="vision_upload").set_value(
+        ("notes.jpg", b"this is not an image at all" * 10, "image/jpeg")
+    )
+    at.run()
+    assert not at.exception
+    errors = _errors(at)
+    assert errors and "No usable image" in errors[0] and "not an image" in errors[0]
+    # One good and one truncated image: the good one is classified, the bad one listed.
+    jpeg = io.BytesIO()
+    Image.fromarray(skdata.coffee()).save(jpeg, format="JPEG")
+    at.file_uploader(key="vision_upload").set_value(
+        [("coffee.jpg", jpeg.getvalue(), "image/jpeg"), ("cut.jpg", jpeg.getvalue()[:1500], "image/jpeg")]
+    )
+    at.run()
+    assert not at.exception and not _errors(at)
+    assert list(at.session_state["vision_predictions"]["image"]) == ["coffee.jpg"]
+    assert any("skipped" in w.value for w in at.warning)
+
+
+def _class_zip(n_per_class: int = 14) -> bytes:
+    rng = np.random.default_rng(0)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for label, channel in (("red", 0), ("blue", 2)):
+            for i in range(n_per_class):
+                arr = rng.integers(0, 60, (40, 40, 3)).astype(np.uint8)
+                arr[..., channel] += 180
+                zf.writestr(f"shapes/{label}/{i}.png", _png(arr))
+        zf.writestr("shapes/.DS_Store", b"junk")
+        zf.writestr("shapes/readme.md", b"notes")
+    return buffer.getvalue()
+
+
+def test_train_your_own_then_classify_with_it(app_test, model_store):
+    at = app_test("pages/vision.py")
+    at.file_uploader(key="vision_train_upload").set_value(("shapes.zip", _class_zip(), "application/zip"))
+    at.run()
+    assert not at.exception and not _errors(at)
+    at.slider(key="vision_epochs").set_value(3)
+    at.select_slider(key="vision_image_size").set_value(96)
+    at.text_input(key="vision_train_name").set_value("colours")
+    at.button(key="vision_train_button").click().run(timeout=300)
+    assert not at.exception and not _errors(at)
+    trained = at.session_state["vision_trained"]
+    assert trained["name"] == "colours"
+    assert trained["metrics"]["accuracy"] == pytest.approx(1.0)  # red vs blue is trivially separable
+    assert model_store.exists("vision", "colours")
+    assert "colours" in at.selectbox(key="vision_model").options
+    at.selectbox(key="vision_model").set_value("colours").run()
+    assert not at.exception and not _errors(at)
+    assert set(at.session_state["vision_predictions"]["top1"]) <= {"red", "blue"}
