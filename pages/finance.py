@@ -12,6 +12,7 @@ from services.explain import mean_abs_importance
 from services.finance import (
     GRADES,
     N_REASONS,
+    PSI_MIN_ROWS,
     CreditBundle,
     FinanceService,
     ScoreResult,
@@ -374,7 +375,7 @@ with tab_monitor:
     else:
         with guard("measuring stability"):
             psi, verdict = service.stability(bundle, scored)
-            if psi["psi"].max() >= 0.25:
+            if psi["psi"].max() >= 0.25 and len(scored.frame) >= PSI_MIN_ROWS:
                 st.error(verdict)
             elif psi["psi"].max() >= 0.1:
                 st.warning(verdict)
@@ -460,6 +461,8 @@ with tab_train:
                     progress=lambda f, m: bar.progress(min(max(f, 0.0), 1.0), text=m),
                 )
                 st.session_state["finance_trained"] = trained.name
+            if st.session_state.get("finance_trained") == model_name.strip():
+                st.rerun()  # the model picker above now lists the new model
         trained_name = st.session_state.get("finance_trained")
         if trained_name:
             with guard("showing the trained model"):

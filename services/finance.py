@@ -75,6 +75,8 @@ DEMO_ROWS = 200
 REASONS_ALL_UP_TO = 5000
 REASON_PREVIEW_ROWS = 2000
 MAX_CATEGORIES = 100
+#: Below this many rows a PSI verdict carries a small-sample caveat.
+PSI_MIN_ROWS = 500
 NUMERIC_SHARE = 0.9
 #: Upper PD bound of each risk grade (A is the safest).
 GRADES: tuple[tuple[str, float], ...] = (
@@ -466,7 +468,7 @@ def psi_table(reference: dict[str, Any], frame: pd.DataFrame, pd_values: np.ndar
     return pd.concat([head, rest], ignore_index=True)
 
 
-def psi_verdict(table: pd.DataFrame) -> str:
+def psi_verdict(table: pd.DataFrame, rows: int | None = None) -> str:
     """One plain sentence about the batch's stability."""
     score = table.iloc[0]
     shifted = table.iloc[1:][table.iloc[1:]["psi"] >= 0.25]["variable"].tolist()
@@ -484,7 +486,13 @@ def psi_verdict(table: pd.DataFrame) -> str:
         detail += f"; major shift in {', '.join(shifted[:5])}"
     if moderate:
         detail += f"; moderate shift in {', '.join(moderate[:5])}"
-    return lead + detail + ")."
+    verdict = lead + detail + ")."
+    if rows is not None and rows < PSI_MIN_ROWS:
+        verdict += (
+            f" With only {rows:,} applicants the PSI is noisy (small samples look shifted); "
+            f"judge drift on {PSI_MIN_ROWS:,} or more."
+        )
+    return verdict
 
 
 def _write_bundle_files(folder: Path, trained: TrainedCredit) -> None:
@@ -1009,7 +1017,7 @@ class FinanceService:
     def stability(self, bundle: CreditBundle, scored: ScoreResult) -> tuple[pd.DataFrame, str]:
         """PSI per feature and for the score between the training data and a scored batch."""
         table = psi_table(bundle.reference, scored.frame, scored.pd)
-        return table, psi_verdict(table)
+        return table, psi_verdict(table, len(scored.frame))
 
     def threshold_analysis(
         self,

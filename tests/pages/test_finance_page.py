@@ -1,0 +1,132 @@
+"""The Credit risk page through AppTest: score -> explain -> what-if, uploads, bad input, training."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from services.finance import FinanceService
+from services.store import ModelStore
+
+PAGE = "pages/finance.py"
+
+
+@pytest.fixture
+def finance_store(tmp_path_factory, monkeypatch):
+    """The German credit default built once per session (shared with the service tests) and in use."""
+    root = tmp_path_factory.getbasetemp() / "finance-store"
+    FinanceService(ModelStore(root)).load("german_credit")
+    monkeypatch.setenv("LUCID_MODEL_DIR", str(root))
+    return root
+
+
+def _metrics(at) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def _scored_table(at) -> pd.DataFrame:
+    return next(d.value for d in at.dataframe if "reason_1" in d.value.columns)
+
+
+def test_score_explain_whatif_on_demo_applicants(app_test, finance_store):
+    at = app_test(PAGE)
+    assert not at.exception and not at.error
+    metrics = _metrics(at)
+    assert 0.72 < float(metrics["ROC AUC"]) < 0.9
+    assert float(metrics["Baseline AUC (logistic)"]) > 0.7
+    table = _scored_table(at)
+    assert len(table) == 200 and {"pd", "grade", "decision", "reason_4"} <= set(table.columns)
+    assert ((table["pd"] >= 0.3) == (table["decision"] == "reject")).all()
+    assert table["reason_1"].str.contains("log-odds").all()
+
+    # Explain the third applicant.
+    at.number_input(key="finance_row").set_value(3).run()
+    assert not at.exception
+    assert _metrics(at)["Applicant 3: PD"] == f"{table['pd'].iloc[2]:.3f}"
+    reasons = [m.value for m in at.markdown if m.value.startswith("- ") and "log-odds)" in m.value]
+    assert reasons[0] == "- " + table["reason_1"].iloc[2]
+
+    # What-if: a short loan with no checking account, edited in the table.
+    at.session_state["finance_whatif_editor_2"] = {
+        "edited_rows": {
+            0: {"duration_in_month": 6, "status_of_existing_checking_account": "no checking account"}
+        },
+        "added_rows": [],
+        "deleted_rows": [],
+    }
+    at.run()
+    assert not at.exception and not at.error
+    after = _metrics(at)
+    assert after["PD before"] == f"{table['pd'].iloc[2]:.3f}"
+    service = FinanceService(ModelStore(finance_store))
+    bundle = service.load("german_credit")
+    row = bundle.demo_rows.drop(columns=[bundle.model.target]).iloc[[2]].copy()
+    row["duration_in_month"] = 6
+    row["status_of_existing_checking_account"] = "no checking account"
+    expected, _ = service.what_if(bundle, row)
+    assert after["PD after edits"] == f"{expected:.3f}"
+    assert float(after["PD after edits"]) < float(after["PD before"])
+
+    # Probability units and the monitor verdict.
+    at.radio(key="finance_units").set_value("probability").run()
+    assert not at.exception
+    assert any("Stable" in s.value or "shift" in s.value for s in [*at.success, *at.warning, *at.error])
+
+
+def test_upload_with_other_delimiter_encoding_and_extra_columns(app_test, finance_store):
+    bundle = FinanceService(ModelStore(finance_store)).load("german_credit")
+    rows = bundle.demo_rows.head(25).assign(branch="Zürich")
+    data = rows.to_csv(index=False, sep=";").encode("cp1252")
+    at = app_test(PAGE)
+    at.radio(key="finance_source").set_value("Upload a file").run()
+    at.file_uploader(key="finance_upload").set_value(("applicants.csv", data, "text/csv")).run()
+    assert not at.exception and not [e.value for e in at.error]
+    table = _scored_table(at)
+    assert len(table) == 25
+    assert any("branch" in w.value for w in at.warning)
+    assert "branch" not in table.columns
+
+
+def test_bad_uploads_get_clear_messages(app_test, finance_store):
+    at = app_test(PAGE)
+    at.radio(key="finance_source").set_value("Upload a file").run()
+    at.file_uploader(key="finance_upload").set_value(
+        ("x.csv", b"age_in_years,purpose\n30,car\n", "text/csv")
+    ).run()
+    assert not at.exception
+    assert any("lacks" in e.value and "credit_amount" in e.value for e in at.error)
+    at.file_uploader(key="finance_upload").set_value(("x.csv", b"a,a\n1,2\n", "text/csv")).run()
+    assert not at.exception
+    assert any("more than once" in e.value for e in at.error)
+    at.file_uploader(key="finance_upload").set_value(("x.xlsx", b"not a workbook", "text/plain")).run()
+    assert not at.exception
+    assert any("xlsx" in e.value for e in at.error)
+
+
+def _labelled(n=300, seed=0, classes=2) -> bytes:
+    rng = np.random.default_rng(seed)
+    late = rng.poisson(0.6, n)
+    income = rng.normal(3000, 700, n).round()
+    default = (rng.random(n) < 1 / (1 + np.exp(2 - 1.3 * late))).astype(int)
+    if classes > 2:
+        default = rng.integers(0, classes, n)
+    return pd.DataFrame({"income": income, "late": late, "default": default}).to_csv(index=False).encode()
+
+
+def test_train_your_own_from_the_page(app_test, finance_store):
+    at = app_test(PAGE)
+    at.file_uploader(key="finance_train_upload").set_value(
+        ("loans.csv", _labelled(classes=3), "text/csv")
+    ).run()
+    at.button(key="finance_train_button").click().run()
+    assert not at.exception
+    assert any("3 different values" in e.value for e in at.error)
+
+    at.file_uploader(key="finance_train_upload").set_value(("loans.csv", _labelled(), "text/csv")).run()
+    assert at.selectbox(key="finance_train_target").value == "default"
+    at.text_input(key="finance_train_name").set_value("page-model").run()
+    at.button(key="finance_train_button").click().run()
+    assert not at.exception and not at.error
+    assert any("page-model" in s.value for s in at.success)  # shown again after the page reloads
+    saved = ModelStore(finance_store).load("finance", "page-model").metadata
+    assert saved["features"] == ["income", "late"] and 0.5 < saved["metrics"]["auc"] <= 1.0
+    assert "page-model" in at.selectbox(key="finance_model").options
