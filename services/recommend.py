@@ -483,7 +483,9 @@ class Recommender:
         self.data.interactions.to_parquet(folder / "interactions.parquet", index=False)
         self.data.items.reset_index().to_parquet(folder / "items.parquet", index=False)
         if self.data.users is not None:
-            self.data.users.reset_index().astype(str).to_parquet(folder / "users.parquet", index=False)
+            self.data.users.rename_axis("user").reset_index().astype(str).to_parquet(
+                folder / "users.parquet", index=False
+            )
         config = {
             "rating_scale": self.data.rating_scale,
             "like_threshold": self.data.like_threshold,
@@ -719,6 +721,10 @@ class RecommendService:
             return False
         meta = self.store.load(DOMAIN, name).metadata
         return name not in RECOMMEND_MODELS or meta.get("recipe_version") == RECIPE_VERSION
+
+    def needs_build(self, name: str) -> bool:
+        """True for a built-in model that is not in memory and must be trained before use."""
+        return name in RECOMMEND_MODELS and name not in self._models and not self.is_built(name)
 
     def load(self, name: str = DEFAULT_MODEL, *, progress: Progress | None = None) -> Recommender:
         """A ready recommender: from memory, from the store, or (built-in only) trained now and stored.

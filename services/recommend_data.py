@@ -334,7 +334,7 @@ def attach_user_table(data: InteractionData, table: pd.DataFrame, *, id_col: str
     return InteractionData(
         data.interactions,
         data.items,
-        table.reindex(known),
+        table.reindex(known).rename_axis("user"),
         data.rating_scale,
         data.like_threshold,
         data.notes,

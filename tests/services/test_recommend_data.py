@@ -16,7 +16,14 @@ def small_log(n_users: int = 6, per_user: int = 5) -> pd.DataFrame:
     rows = []
     for u in range(n_users):
         for k in range(per_user):
-            rows.append({"customer": f"c{u}", "sku": f"s{(u + k) % 9}", "stars": 1 + (u + k) % 5, "when": 1000 * u + k})
+            rows.append(
+                {
+                    "customer": f"c{u}",
+                    "sku": f"s{(u + k) % 9}",
+                    "stars": 1 + (u + k) % 5,
+                    "when": 1000 * u + k,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -74,7 +81,9 @@ def test_single_interaction_users_are_noted_and_all_single_is_refused():
     assert any("1 users have a single interaction" in n for n in data.notes)
     train, test = temporal_split(data.interactions)
     assert "lonely" in set(train["user"]) and "lonely" not in set(test["user"])
-    singles = pd.DataFrame({"customer": [f"u{k}" for k in range(30)], "sku": [f"i{k % 7}" for k in range(30)]})
+    singles = pd.DataFrame(
+        {"customer": [f"u{k}" for k in range(30)], "sku": [f"i{k % 7}" for k in range(30)]}
+    )
     with pytest.raises(InvalidInputError, match="single interaction"):
         prepare_interactions(singles, user_col="customer", item_col="sku")
 
@@ -94,7 +103,12 @@ def test_item_table_ids_must_match():
     with pytest.raises(InvalidInputError, match="No item id in the item table"):
         attach_item_table(data, table, id_col="id", title_col="name")
     table = pd.DataFrame(
-        {"id": ["s0", "s1", "zz"], "name": ["Zero", "One", "Extra"], "kind": ["A|B", "B", "C"], "Sci": [1, 0, 1]}
+        {
+            "id": ["s0", "s1", "zz"],
+            "name": ["Zero", "One", "Extra"],
+            "kind": ["A|B", "B", "C"],
+            "Sci": [1, 0, 1],
+        }
     )
     out = attach_item_table(data, table, id_col="id", title_col="name", category_cols=["kind", "Sci"])
     assert out.items.loc["s0", "title"] == "Zero" and out.items.loc["s5", "title"] == "s5"

@@ -1,0 +1,358 @@
+"""Recommendations: top-N items per customer with a reason for every item, metrics against baselines,
+and training on an uploaded interaction log."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from services.data import read_table
+from services.recommend import K, Recommendations, RecommendService
+from services.recommend_data import attach_item_table, prepare_interactions
+from ui import plots
+from ui.recommend_plots import metrics_comparison, popularity_bias, similar_items_bar
+from ui.report import Report
+from ui.widgets import downloads, guard, model_card
+
+NONE = "(none)"
+WATERFALL_UNITS = "log-odds that the user picks the item"
+
+
+@st.cache_resource(show_spinner=False)
+def get_recommend_service() -> RecommendService:
+    return RecommendService()
+
+
+def load_model(name: str):
+    """The model, built with a progress bar when it is a default that is not built yet."""
+    service = get_recommend_service()
+    if not service.needs_build(name):
+        return service.load(name)
+    with st.status("Building the demo recommender (first use only, about half a minute)...") as status:
+        bar = st.progress(0.0)
+
+        def report(fraction: float, message: str) -> None:
+            bar.progress(min(max(fraction, 0.0), 1.0), text=message)
+
+        model = service.load(name, progress=report)
+        status.update(label="Demo recommender ready", state="complete")
+    return model
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def recommend_user(_model, model_key: int, user: str, n: int) -> Recommendations:
+    return _model.recommend(user, n=n)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def recommend_new(_model, model_key: int, items: tuple[str, ...], n: int) -> Recommendations:
+    return _model.recommend_new_user(list(items), n=n)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def global_view(_model, model_key: int):
+    explanation = _model.global_explanation(max_users=300)
+    top_all = _model.recommend_all(K, reasons=False)
+    return explanation, _model.popularity_bias(top_all)
+
+
+def recommendations_table(recs: Recommendations) -> pd.DataFrame:
+    """The top-N with each item's SHAP values, for the CSV download."""
+    shap_cols = pd.DataFrame(
+        np.asarray(recs.explanation.values), columns=[f"SHAP: {n}" for n in recs.explanation.feature_names]
+    )
+    return pd.concat([recs.table.assign(user=recs.user), shap_cols], axis=1)
+
+
+def show_recommendations(recs: Recommendations, model_name: str, key: str, heading: str) -> None:
+    st.markdown(f"**{heading}**")
+    st.dataframe(
+        recs.table.drop(columns=["item"]),
+        hide_index=True,
+        width="stretch",
+        column_config={"score": st.column_config.ProgressColumn("score", min_value=0.0, max_value=1.0)},
+    )
+    options = list(range(len(recs.table)))
+    pick = st.selectbox(
+        "Explain one recommendation",
+        options,
+        format_func=lambda i: f"#{i + 1} {recs.table['title'].iloc[i]}",
+        key=f"{key}_explain",
+    )
+    st.markdown(f"**Why #{pick + 1}:** {recs.table['reason'].iloc[pick]}")
+    fig = plots.waterfall(
+        recs.explanation[pick], units=WATERFALL_UNITS, title=f"{recs.table['title'].iloc[pick]}"
+    )
+    st.plotly_chart(fig, key=f"{key}_waterfall")
+    st.caption(
+        "Red bars raised the item's score, blue bars lowered it; they add up from the average candidate "
+        "(base value) to this item's score. The reason quotes the strongest red bars."
+    )
+    report = Report(f"Recommendations for {recs.user}", subtitle=f"Model: {model_name}")
+    report.add("Top recommendations", table=recs.table)
+    report.add(
+        f"Why #{pick + 1}: {recs.table['title'].iloc[pick]}", text=recs.table["reason"].iloc[pick], figure=fig
+    )
+    downloads(
+        key,
+        table=recommendations_table(recs),
+        table_name="recommendations.csv",
+        report_html=report.to_html(),
+        report_name="recommendations.html",
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+st.title("Recommendations")
+st.markdown(
+    "See what the system would recommend to a customer and **why**, check that it beats simply "
+    "recommending what is popular, and train it on your own interaction log."
+)
+st.info(
+    "The demo data is **MovieLens 100k** (GroupLens, University of Minnesota). Its licence forbids "
+    "commercial use without GroupLens's permission; use it to evaluate this page, not in a product.",
+    icon=":material/gavel:",
+)
+
+service = get_recommend_service()
+names = service.model_names()
+name = st.selectbox("Model", names, key="recommend_model")
+model = None
+with guard("loading the recommender"):
+    model = load_model(name)
+
+if model is not None:
+    model_key = id(model)
+    model_card(service.card(name, model))
+    word, words = model.item_word, model.item_word + "s"
+    tab_user, tab_new, tab_similar, tab_global, tab_train = st.tabs(
+        ["For a customer", "New customer", f"Similar {words}", "How it performs", "Train on your data"]
+    )
+
+    with tab_user:
+        query = st.text_input("Search user id", key="recommend_user_query", placeholder="e.g. 196")
+        matches = [u for u in model.user_ids if query.strip() in u] if query.strip() else model.user_ids
+        if query.strip() and not matches:
+            with guard("looking up the user"):
+                model.user_index(query)
+        if matches:
+            user = st.selectbox(f"User ({len(matches):,} found)", matches[:1000], key="recommend_user")
+            n = st.slider("How many recommendations", 5, 30, K, key="recommend_n")
+            with guard("recommending"):
+                recs = recommend_user(model, model_key, user, n)
+                left, right = st.columns([2, 3])
+                with left:
+                    history = model.history(user)
+                    st.markdown(f"**History of {user}** ({len(history)} {words}, latest first)")
+                    if model.data.users is not None and user in model.data.users.index:
+                        attrs = model.data.users.loc[user].dropna()
+                        st.caption(" · ".join(f"{k}: {v}" for k, v in attrs.items()))
+                    st.dataframe(history.drop(columns=["item"]), hide_index=True, width="stretch", height=420)
+                with right:
+                    show_recommendations(recs, name, "recommend_user_dl", f"Top {n} for {user}")
+
+    with tab_new:
+        st.markdown(f"For someone who is not in the data yet: choose {words} they like.")
+        labels = {
+            f"{model.titles[i]} [{model.item_ids[i]}]": model.item_ids[i] for i in range(len(model.item_ids))
+        }
+        popular = model.index.popularity_ranking()
+        ordered = [f"{model.titles[i]} [{model.item_ids[i]}]" for i in popular]
+        chosen = st.multiselect(f"{words.capitalize()} they like", ordered, key="recommend_new_items")
+        if chosen:
+            with guard("recommending for the new customer"):
+                recs = recommend_new(model, model_key, tuple(labels[c] for c in chosen), K)
+                show_recommendations(recs, name, "recommend_new_dl", f"Top {K} for the new customer")
+
+    with tab_similar:
+        popular = model.index.popularity_ranking()
+        options = [model.item_ids[i] for i in popular]
+        item = st.selectbox(
+            word.capitalize(),
+            options,
+            format_func=lambda i: f"{model.titles[model.item_index(i)]} [{i}]",
+            key="recommend_similar_item",
+        )
+        with guard("finding similar items"):
+            similar = model.similar_items(item, n=K)
+            st.markdown(
+                f"**{words.capitalize()} chosen by the same users as {model.titles[model.item_index(item)]}**"
+            )
+            st.dataframe(similar.drop(columns=["item"]), hide_index=True, width="stretch")
+            fig = similar_items_bar(similar)
+            st.plotly_chart(fig, key="recommend_similar_chart")
+            report = Report(f"{words.capitalize()} similar to {model.titles[model.item_index(item)]}")
+            report.add("Similar items", table=similar, figure=fig)
+            downloads(
+                "recommend_similar_dl",
+                table=similar,
+                table_name="similar.csv",
+                report_html=report.to_html(),
+                report_name="similar.html",
+            )
+
+    with tab_global:
+        st.markdown(
+            "Measured on held-out data: each user's latest 20% of interactions (by time; random when the "
+            "log has no time) were hidden while training; a hit is a hidden item in the top 10. "
+            "**Popularity** recommends the most popular items the user does not have; the **candidate "
+            "generator** is the matrix factorisation alone; the **full model** re-ranks its candidates."
+        )
+        table = model.metrics_table()
+        st.dataframe(table.round(4), hide_index=True, width="stretch")
+        metrics_fig = metrics_comparison(table, title="Ranking metrics on held-out interactions")
+        st.plotly_chart(metrics_fig, key="recommend_metrics_chart")
+        full, pop = model.metrics.get("full model", {}), model.metrics.get("popularity", {})
+        if pop.get("ndcg@10"):
+            st.metric(
+                "NDCG@10, full model vs popularity",
+                f"{full.get('ndcg@10', 0):.3f}",
+                f"{full.get('ndcg@10', 0) / pop['ndcg@10']:.2f}x popularity",
+            )
+        with guard("explaining the model globally"):
+            explanation, bias = global_view(model, model_key)
+            bees = plots.beeswarm(explanation, title="What drives recommendations (top 10 of 300 users)")
+            st.plotly_chart(bees, key="recommend_beeswarm")
+            st.caption(
+                "Each dot is one recommended item; right of zero raised its score. "
+                "Colour: the feature's value."
+            )
+            bias_fig = popularity_bias(bias, title="Coverage and popularity bias")
+            st.plotly_chart(bias_fig, key="recommend_bias_chart")
+            report = Report("Recommender performance", subtitle=f"Model: {name}")
+            report.add("Held-out metrics", table=table.round(4), figure=metrics_fig)
+            report.add("What drives recommendations", figure=bees)
+            report.add("Coverage and popularity bias", figure=bias_fig)
+            csv = st.session_state.get(f"recommend_all_{name}")
+            if st.button(f"Prepare top {K} for all users with reasons", key="recommend_all_button"):
+                with st.spinner("Ranking and explaining every user's top 10..."):
+                    csv = model.recommend_all(K, reasons=True)
+                st.session_state[f"recommend_all_{name}"] = csv
+            downloads(
+                "recommend_global_dl",
+                table=csv,
+                table_name="top10_all_users.csv",
+                report_html=report.to_html(),
+                report_name="recommender_performance.html",
+            )
+
+    with tab_train:
+        st.markdown(
+            "Upload an interaction log (CSV, Excel or Parquet): one row per event with a user and an item, "
+            "and optionally a rating (explicit stars) and a time. Without ratings the events (clicks, "
+            "purchases) count as implicit interest. Optionally add an item table with titles and categories."
+        )
+        upload = st.file_uploader(
+            "Interaction log", type=["csv", "tsv", "txt", "xlsx", "parquet"], key="recommend_upload"
+        )
+        if upload is not None:
+            log = None
+            with guard("reading the interaction log"):
+                log = read_table(upload.getvalue(), upload.name)
+            if log is not None:
+                cols = list(log.columns)
+                st.dataframe(log.head(5), hide_index=True, width="stretch")
+
+                def guess(*names: str, default: str = NONE) -> int:
+                    opts = [NONE, *cols]
+                    for n in names:
+                        for k, c in enumerate(opts):
+                            if c.lower() == n:
+                                return k
+                    return opts.index(default) if default in opts else 0
+
+                c1, c2, c3, c4 = st.columns(4)
+                user_col = c1.selectbox(
+                    "User column",
+                    [NONE, *cols],
+                    index=guess("user", "user_id", "customer"),
+                    key="recommend_user_col",
+                )
+                item_col = c2.selectbox(
+                    "Item column",
+                    [NONE, *cols],
+                    index=guess("item", "item_id", "product", "movie_id"),
+                    key="recommend_item_col",
+                )
+                rating_col = c3.selectbox(
+                    "Rating column",
+                    [NONE, *cols],
+                    index=guess("rating", "stars", "score"),
+                    key="recommend_rating_col",
+                )
+                time_col = c4.selectbox(
+                    "Timestamp column",
+                    [NONE, *cols],
+                    index=guess("timestamp", "time", "date"),
+                    key="recommend_time_col",
+                )
+                scale = None
+                if rating_col != NONE:
+                    s1, s2 = st.columns(2)
+                    lo = s1.number_input("Lowest rating", value=1.0, key="recommend_scale_lo")
+                    hi = s2.number_input("Highest rating", value=5.0, key="recommend_scale_hi")
+                    scale = (lo, hi)
+                items_upload = st.file_uploader(
+                    "Item table (optional)",
+                    type=["csv", "tsv", "txt", "xlsx", "parquet"],
+                    key="recommend_items_upload",
+                )
+                item_args = None
+                if items_upload is not None:
+                    with guard("reading the item table"):
+                        item_table = read_table(items_upload.getvalue(), items_upload.name)
+                        icols = list(item_table.columns)
+                        i1, i2, i3 = st.columns(3)
+                        item_args = {
+                            "table": item_table,
+                            "id_col": i1.selectbox("Item id column", icols, key="recommend_items_id"),
+                            "title_col": i2.selectbox(
+                                "Title column", [NONE, *icols], key="recommend_items_title"
+                            ),
+                            "category_cols": i3.multiselect(
+                                "Category columns", icols, key="recommend_items_cats"
+                            ),
+                        }
+                new_name = st.text_input(
+                    "Save the model as", key="recommend_new_name", placeholder="e.g. shop-2024"
+                )
+                if st.button("Train", type="primary", key="recommend_train"):
+                    with guard("training the recommender"):
+                        data = prepare_interactions(
+                            log,
+                            user_col=None if user_col == NONE else user_col,
+                            item_col=None if item_col == NONE else item_col,
+                            rating_col=None if rating_col == NONE else rating_col,
+                            timestamp_col=None if time_col == NONE else time_col,
+                            rating_scale=scale,
+                        )
+                        if item_args is not None:
+                            data = attach_item_table(
+                                data,
+                                item_args["table"],
+                                id_col=item_args["id_col"],
+                                title_col=None if item_args["title_col"] == NONE else item_args["title_col"],
+                                category_cols=item_args["category_cols"],
+                            )
+                        with st.status("Training the recommender...", expanded=True) as status:
+                            bar = st.progress(0.0)
+                            trained = service.train(
+                                data,
+                                new_name,
+                                progress=lambda f, m: bar.progress(min(max(f, 0.0), 1.0), text=m),
+                            )
+                            status.update(label="Training finished", state="complete")
+                        st.session_state["recommend_trained"] = {
+                            "name": new_name.strip(),
+                            "notes": data.notes,
+                            "metrics": trained.metrics_table(),
+                        }
+        result = st.session_state.get("recommend_trained")
+        if result:
+            st.success(f"Saved as '{result['name']}'. Choose it in the Model list above to explore it.")
+            for note in result["notes"]:
+                st.info(note, icon=":material/info:")
+            st.dataframe(result["metrics"].round(4), hide_index=True, width="stretch")
+            st.plotly_chart(metrics_comparison(result["metrics"]), key="recommend_train_metrics")
+            downloads("recommend_train_dl", table=result["metrics"], table_name="training_metrics.csv")
