@@ -359,10 +359,14 @@ def risk_grade(pd_values: Sequence[float] | np.ndarray) -> np.ndarray:
 
 
 def _value_text(value: object) -> str:
-    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+    if value is None or value is pd.NA:
         return "missing"
     if isinstance(value, (float, np.floating)):
-        return f"{value:,.4g}"
+        number = float(value)
+        if np.isnan(number):
+            return "missing"
+        # Whole numbers and large amounts in full (no exponent), small ones to 4 significant digits.
+        return f"{number:,.0f}" if number.is_integer() or abs(number) >= 1000 else f"{number:.4g}"
     return f"'{value}'"
 
 
@@ -375,6 +379,14 @@ def _size_word(value: float) -> str:
     return "slightly"
 
 
+def _reason_text(name: str, value: object, contribution: float) -> str:
+    verb = "raises" if contribution > 0 else "lowers"
+    return (
+        f"{name} is {_value_text(value)}, which {verb} the risk of default "
+        f"{_size_word(contribution)} ({contribution:+.2f} log-odds)."
+    )
+
+
 def reason_sentences(
     values: np.ndarray, data: Sequence[object], names: Sequence[str], k: int = N_REASONS
 ) -> list[str]:
@@ -384,16 +396,22 @@ def reason_sentences(
     """
     values = np.asarray(values, dtype=np.float64).reshape(-1)
     order = np.argsort(-np.abs(values), kind="stable")[:k]
-    out = []
-    for j in order:
-        v = float(values[j])
-        value = data[j]
-        shown = "missing" if _value_text(value) == "missing" else _value_text(value)
-        verb = "raises" if v > 0 else "lowers"
-        out.append(
-            f"{names[j]} is {shown}, which {verb} the risk of default {_size_word(v)} ({v:+.2f} log-odds)."
-        )
-    return out
+    return [_reason_text(names[j], data[j], float(values[j])) for j in order]
+
+
+def reason_columns(
+    values: np.ndarray, data: np.ndarray, names: Sequence[str], k: int = N_REASONS
+) -> list[list[str]]:
+    """Reason sentences for many rows at once: ``k`` lists (reason 1, reason 2, ...) of one text per row."""
+    values = np.asarray(values, dtype=np.float64)
+    order = np.argsort(-np.abs(values), axis=1, kind="stable")[:, :k]
+    rows = np.arange(len(values))
+    columns = []
+    for rank in range(min(k, values.shape[1])):
+        j = order[:, rank]
+        picked, contrib = data[rows, j], values[rows, j]
+        columns.append([_reason_text(names[f], v, c) for f, v, c in zip(j, picked, contrib, strict=True)])
+    return columns
 
 
 def to_probability_units(explanation: shap.Explanation) -> shap.Explanation:
@@ -893,9 +911,8 @@ class FinanceService:
         reason_cols = [[""] * len(frame) for _ in range(N_REASONS)]
         if reasons_rows:
             expl = self.explain(bundle, frame.iloc[:reasons_rows], outputs=margin[:reasons_rows])
-            for i, sentences in enumerate(self.reasons(expl)):
-                for k, text in enumerate(sentences):
-                    reason_cols[k][i] = text
+            for k, column in enumerate(reason_columns(expl.values, expl.data, bundle.feature_names)):
+                reason_cols[k][:reasons_rows] = column
         for k in range(N_REASONS):
             table[f"reason_{k + 1}"] = reason_cols[k]
         original = df.rename(columns=lambda c: str(c).strip())
@@ -997,18 +1014,20 @@ class FinanceService:
         n = len(scored.frame)
         shap_values = np.zeros((n, len(bundle.feature_names)), dtype=np.float32)
         table = scored.table.copy()
+        reasons: list[list[str]] = [[] for _ in range(N_REASONS)]
         for start in range(0, n, chunk):
             if should_stop is not None and should_stop():
                 raise TrainingCancelled("The export was stopped; nothing was written.")
             stop = min(start + chunk, n)
             expl = self.explain(bundle, scored.frame.iloc[start:stop], outputs=scored.margin[start:stop])
             shap_values[start:stop] = expl.values
-            if start >= scored.reasons_rows or stop > scored.reasons_rows:
-                for i, sentences in enumerate(self.reasons(expl)):
-                    for k, text in enumerate(sentences):
-                        table.iat[start + i, table.columns.get_loc(f"reason_{k + 1}")] = text
+            for k, column in enumerate(reason_columns(expl.values, expl.data, bundle.feature_names)):
+                reasons[k].extend(column)
             if progress is not None:
                 progress(stop / n, f"{stop:,} of {n:,} applicants explained")
+        for k, column in enumerate(reasons):
+            if column:
+                table[f"reason_{k + 1}"] = column
         shap_frame = pd.DataFrame(shap_values, columns=[f"shap_{c}" for c in bundle.feature_names])
         return pd.concat([table, shap_frame], axis=1)
 

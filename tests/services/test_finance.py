@@ -349,3 +349,19 @@ def test_default_models_are_built_with_held_out_quality(tmp_path):
     assert gmsc.metadata["metrics"]["auc"] >= 0.86
     assert gmsc.metadata["metrics"]["auc"] > gmsc.metadata["baseline"]["auc"]
     assert gmsc.metadata["rows_test"] == 45_000
+
+
+def test_reason_sentences_read_plainly():
+    from services.finance import reason_sentences
+
+    sentences = reason_sentences(
+        np.array([0.05, -0.7, 0.3]),
+        [np.float32("nan"), "renter", 12345.6],
+        ["income", "housing", "debt"],
+        k=3,
+    )
+    assert sentences == [
+        "housing is 'renter', which lowers the risk of default strongly (-0.70 log-odds).",
+        "debt is 12,346, which raises the risk of default moderately (+0.30 log-odds).",
+        "income is missing, which raises the risk of default slightly (+0.05 log-odds).",
+    ]
