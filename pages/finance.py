@@ -6,8 +6,10 @@ import hashlib
 
 import numpy as np
 import pandas as pd
+import shap
 import streamlit as st
 
+from services.data import to_safe_csv
 from services.explain import mean_abs_importance
 from services.finance import (
     GRADES,
@@ -25,6 +27,7 @@ from ui.report import Report
 from ui.widgets import downloads, guard, model_card
 
 TABLE_PREVIEW = 1000
+DEFERRED_DOWNLOAD_ROWS = 5000
 
 
 @st.cache_resource(show_spinner=False)
@@ -97,7 +100,13 @@ def _decided(scored: ScoreResult, threshold: float) -> pd.DataFrame:
     return table
 
 
-def _report(bundle: CreditBundle, scored: ScoreResult, threshold: float, service: FinanceService) -> str:
+def _report(
+    bundle: CreditBundle,
+    scored: ScoreResult,
+    threshold: float,
+    service: FinanceService,
+    global_expl: shap.Explanation | None,
+) -> str:
     meta = bundle.metadata
     report = Report("Credit risk review", subtitle=f"Model: {meta.get('title', bundle.name)}")
     m = service.holdout_metrics(bundle, threshold)
@@ -125,7 +134,6 @@ def _report(bundle: CreditBundle, scored: ScoreResult, threshold: float, service
         figure=finance_plots.pd_histogram(scored.pd, threshold),
         table=table.head(50),
     )
-    global_expl = st.session_state.get("finance_global")
     if global_expl is not None:
         report.add(
             "What drives the scores", figure=[plots.importance_bar(global_expl), plots.beeswarm(global_expl)]
@@ -270,14 +278,35 @@ with tab_score:
             st.caption(
                 "The CSV holds PD, grade, decision, four reasons and one SHAP column (log-odds) per feature."
             )
+        global_now = st.session_state.get("finance_global")
         with guard("preparing the downloads"):
-            downloads(
-                "finance_scored",
-                table=download_table,
-                table_name="scored_applicants.csv",
-                report_html=_report(bundle, scored, threshold, service),
-                report_name="credit_risk_report.html",
-            )
+            if len(table) <= DEFERRED_DOWNLOAD_ROWS:
+                downloads(
+                    "finance_scored",
+                    table=download_table,
+                    table_name="scored_applicants.csv",
+                    report_html=_report(bundle, scored, threshold, service, global_now),
+                    report_name="credit_risk_report.html",
+                )
+            else:
+                # Large batches: the files are made when a button is clicked, not on every rerun.
+                cols = st.columns(2)
+                cols[0].download_button(
+                    "Download CSV",
+                    data=lambda: to_safe_csv(download_table),
+                    file_name="scored_applicants.csv",
+                    mime="text/csv",
+                    key="finance_scored_csv",
+                    icon=":material/download:",
+                )
+                cols[1].download_button(
+                    "Download HTML report",
+                    data=lambda: _report(bundle, scored, threshold, service, global_now).encode("utf-8"),
+                    file_name="credit_risk_report.html",
+                    mime="text/html",
+                    key="finance_scored_report",
+                    icon=":material/description:",
+                )
 
 # --- Explain ------------------------------------------------------------------------------------
 with tab_explain:

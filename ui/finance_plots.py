@@ -175,7 +175,17 @@ def threshold_plot(table: pd.DataFrame, threshold: float, *, title: str | None =
 
 def pd_histogram(pd_values: np.ndarray, threshold: float, *, title: str | None = None) -> go.Figure:
     """Distribution of PDs in a batch with the decision threshold."""
-    fig = go.Figure(go.Histogram(x=np.asarray(pd_values), nbinsx=50, marker_color=NEGATIVE))
+    # Binned here so a batch of any size sends 50 bars to the browser, not every score.
+    counts, edges = np.histogram(np.asarray(pd_values, dtype=np.float64), bins=50, range=(0.0, 1.0))
+    fig = go.Figure(
+        go.Bar(
+            x=(edges[:-1] + edges[1:]) / 2,
+            y=counts,
+            width=edges[1] - edges[0],
+            marker_color=NEGATIVE,
+            hovertemplate="PD %{x:.2f}: %{y} applicants<extra></extra>",
+        )
+    )
     fig.add_vline(x=threshold, line_color=POSITIVE, annotation_text="threshold")
     fig.update_layout(
         template=TEMPLATE,

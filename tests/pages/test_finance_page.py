@@ -130,3 +130,19 @@ def test_train_your_own_from_the_page(app_test, finance_store):
     saved = ModelStore(finance_store).load("finance", "page-model").metadata
     assert saved["features"] == ["income", "late"] and 0.5 < saved["metrics"]["auc"] <= 1.0
     assert "page-model" in at.selectbox(key="finance_model").options
+
+
+def test_large_batch_scores_all_rows_with_reasons_on_demand(app_test, finance_store):
+    bundle = FinanceService(ModelStore(finance_store)).load("german_credit")
+    rows = pd.concat([bundle.demo_rows] * 30, ignore_index=True)  # 6,000 applicants
+    at = app_test(PAGE)
+    at.radio(key="finance_source").set_value("Upload a file").run()
+    data = rows.to_parquet(index=False)
+    at.file_uploader(key="finance_upload").set_value(("big.parquet", data, "application/octet-stream")).run()
+    assert not at.exception and not at.error
+    assert _metrics(at)["Applicants"] == "6,000"
+    table = _scored_table(at)
+    assert len(table) == 1000  # the on-screen preview; the download holds all rows
+    assert any("first 2,000 applicants" in c.value for c in at.caption)
+    assert (table["reason_1"] != "").all()
+    assert len(at.get("download_button")) >= 2
