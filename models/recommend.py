@@ -30,7 +30,7 @@ from services.device import resolve_device
 from services.errors import TrainingCancelled
 
 #: Bumped whenever the training recipe changes, so stored defaults are rebuilt.
-RECIPE_VERSION = "recommend-1"
+RECIPE_VERSION = "recommend-2"
 
 Progress = Callable[[float, str], None]
 
@@ -237,7 +237,7 @@ RANKER_PARAMS: dict[str, object] = {
 }
 RANKER_ROUNDS = 150
 #: Candidates the generator proposes per user for the ranker to re-order.
-N_CANDIDATES = 100
+N_CANDIDATES = 50
 
 
 # ----------------------------------------------------------------------------------------------
@@ -330,7 +330,7 @@ RECOMMEND_MODELS = ModelRegistry("recommend")
         "release dates and 19 genre flags. Evaluated on each user's last 20% of ratings by time."
     ),
     description=(
-        "BPR matrix factorisation (torch) proposes 100 candidates per user; an XGBoost ranker over "
+        "BPR matrix factorisation (torch) proposes 50 candidates per user; an XGBoost ranker over "
         "interpretable features (similarity to movies the user rated, genre affinity, popularity, "
         "trend, ratings by others) orders them and is explained exactly with TreeSHAP."
     ),

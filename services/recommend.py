@@ -504,7 +504,8 @@ class Recommender:
         items = pd.read_parquet(folder / "items.parquet").set_index("item")
         users = None
         if (folder / "users.parquet").is_file():
-            users = pd.read_parquet(folder / "users.parquet").set_index("user")
+            users = pd.read_parquet(folder / "users.parquet")
+            users = users.set_index(users.columns[0]).rename_axis("user")
         scale = tuple(config["rating_scale"]) if config.get("rating_scale") else None
         data = InteractionData(
             interactions,

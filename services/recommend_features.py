@@ -42,12 +42,19 @@ FEATURE_LABELS = {
 
 @dataclass(frozen=True)
 class Profile:
-    """What is known about one user: history item indices in time order, their ratings, last time."""
+    """What is known about one user: history item indices in time order, their ratings, last time.
+
+    For a new user ``items`` need not be in time order; their most recent items are then arbitrary.
+    """
 
     items: np.ndarray
     ratings: np.ndarray
     last_time: float
-    liked: np.ndarray
+    liked_columns: np.ndarray  # positions in ``items`` of the liked items
+
+    @property
+    def liked(self) -> np.ndarray:
+        return self.items[self.liked_columns]
 
 
 class InteractionIndex:
@@ -162,7 +169,7 @@ class InteractionIndex:
         lo, hi = self.indptr[user], self.indptr[user + 1]
         items, ratings = self._i[lo:hi], self._r[lo:hi]
         last = float(self._t[hi - 1]) if self.has_time and hi > lo else self.global_last_time
-        return Profile(items, ratings, last, self._liked(items, ratings))
+        return Profile(items, ratings, last, self._liked(ratings))
 
     def new_profile(self, items: Sequence[int], ratings: Sequence[float] | None = None) -> Profile:
         """A profile for a user who is not in the data (cold start), active now."""
@@ -170,14 +177,15 @@ class InteractionIndex:
         ratings = (
             np.asarray(ratings, dtype=np.float64) if ratings is not None else np.full(len(items), np.nan)
         )
-        return Profile(items, ratings, self.global_last_time, self._liked(items, ratings))
+        return Profile(items, ratings, self.global_last_time, self._liked(ratings))
 
-    def _liked(self, items: np.ndarray, ratings: np.ndarray) -> np.ndarray:
+    def _liked(self, ratings: np.ndarray) -> np.ndarray:
+        """Positions of the liked items (every item when nothing is rated high enough)."""
         if self.has_ratings and self.like_threshold is not None and np.isfinite(ratings).all():
-            liked = items[ratings >= self.like_threshold]
+            liked = np.flatnonzero(ratings >= self.like_threshold)
             if len(liked):
                 return liked
-        return items
+        return np.arange(len(ratings))
 
     def seen_mask(self, users: np.ndarray) -> sp.csr_matrix:
         """Rows of the user-item matrix for ``users`` (1 where the user has the item)."""
@@ -234,30 +242,32 @@ def build_features(
     best_recent = np.full(rows, -1, dtype=np.int64)
     best_category = np.full(rows, -1, dtype=np.int64)
     cf_rank = np.tile(np.arange(1, k + 1, dtype=np.float32), n_users)
+    arange_k = np.arange(k)
     for row, (profile, cands) in enumerate(zip(profiles, candidates, strict=True)):
         sl = slice(row * k, (row + 1) * k)
-        if len(profile.liked):
-            block = index.similarity_block(cands, profile.liked)
+        if len(profile.items):
+            # One look-up over the whole history; liked and recent items are columns of it.
+            block_all = index.similarity_block(cands, profile.items)
+            liked_cols = profile.liked_columns
+            block = block_all[:, liked_cols]
             arg = block.argmax(axis=1)
-            cols["similarity_to_liked"][sl] = block[np.arange(k), arg]
-            best_liked[sl] = profile.liked[arg]
-            rating_of = dict(zip(profile.items.tolist(), profile.ratings.tolist(), strict=True))
-            best_liked_rating[sl] = [rating_of.get(int(x), np.nan) for x in profile.liked[arg]]
-        recent = profile.items[-RECENT_ITEMS:]
-        if len(recent):
-            block = index.similarity_block(cands, recent)
-            cols["similarity_to_recent"][sl] = block.mean(axis=1)
-            best_recent[sl] = recent[block.argmax(axis=1)]
+            cols["similarity_to_liked"][sl] = block[arange_k, arg]
+            best_liked[sl] = profile.items[liked_cols][arg]
+            best_liked_rating[sl] = profile.ratings[liked_cols][arg]
+            recent = block_all[:, -RECENT_ITEMS:]
+            cols["similarity_to_recent"][sl] = recent.mean(axis=1)
+            best_recent[sl] = profile.items[-RECENT_ITEMS:][recent.argmax(axis=1)]
         if index.has_categories and len(profile.items):
             share = index.item_category_flags[profile.items].mean(axis=0)
             match = index.item_category_flags[cands] * share
             arg = match.argmax(axis=1)
-            cols["category_affinity"][sl] = match[np.arange(k), arg]
-            best_category[sl] = np.where(match[np.arange(k), arg] > 0, arg, -1)
+            best = match[arange_k, arg]
+            cols["category_affinity"][sl] = best
+            best_category[sl] = np.where(best > 0, arg, -1)
         if index.has_time:
             day = int((profile.last_time - index.t0) // DAY)
-            hi = int(np.clip(day + 1, 0, index.n_days))
-            lo = int(np.clip(day + 1 - TREND_DAYS, 0, index.n_days))
+            hi = min(max(day + 1, 0), index.n_days)
+            lo = min(max(day + 1 - TREND_DAYS, 0), index.n_days)
             cols["trend"][sl] = index._day_cumsum[cands, hi] - index._day_cumsum[cands, lo]
             first = index.item_first_time[cands]
             # An item no one has chosen yet has no age: missing, which the ranker handles natively.
