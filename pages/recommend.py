@@ -9,7 +9,7 @@ import streamlit as st
 
 from services.data import read_table
 from services.recommend import K, Recommendations, RecommendService
-from services.recommend_data import attach_item_table, prepare_interactions
+from services.recommend_data import attach_item_table, attach_user_table, prepare_interactions
 from ui import plots
 from ui.recommend_plots import metrics_comparison, popularity_bias, similar_items_bar
 from ui.report import Report
@@ -314,6 +314,21 @@ if model is not None:
                                 "Category columns", icols, key="recommend_items_cats"
                             ),
                         }
+                users_upload = st.file_uploader(
+                    "User table (optional)",
+                    type=["csv", "tsv", "txt", "xlsx", "parquet"],
+                    key="recommend_users_upload",
+                )
+                user_args = None
+                if users_upload is not None:
+                    with guard("reading the user table"):
+                        user_table = read_table(users_upload.getvalue(), users_upload.name)
+                        user_args = {
+                            "table": user_table,
+                            "id_col": st.selectbox(
+                                "User id column", list(user_table.columns), key="recommend_users_id"
+                            ),
+                        }
                 new_name = st.text_input(
                     "Save the model as", key="recommend_new_name", placeholder="e.g. shop-2024"
                 )
@@ -335,6 +350,8 @@ if model is not None:
                                 title_col=None if item_args["title_col"] == NONE else item_args["title_col"],
                                 category_cols=item_args["category_cols"],
                             )
+                        if user_args is not None:
+                            data = attach_user_table(data, user_args["table"], id_col=user_args["id_col"])
                         with st.status("Training the recommender...", expanded=True) as status:
                             bar = st.progress(0.0)
                             trained = service.train(

@@ -350,9 +350,15 @@ class Recommender:
         """
         if not items:
             raise InvalidInputError(f"Choose at least one {self.item_word} the new user likes.")
-        idx = np.array(sorted({self.item_index(i) for i in items}), dtype=np.int64)
-        if ratings is None and self.data.rating_scale is not None:
-            ratings = [self.data.rating_scale[1]] * len(idx)
+        if ratings is not None and len(ratings) != len(items):
+            raise InvalidInputError("Give one rating per chosen item, or none.")
+        given = {
+            self.item_index(i): (None if ratings is None else float(r))
+            for i, r in zip(items, items if ratings is None else ratings, strict=True)
+        }
+        idx = np.array(sorted(given), dtype=np.int64)
+        # Without ratings every chosen item counts as liked, and reasons say "because you chose X".
+        ratings = None if ratings is None else [given[i] for i in idx]
         with self._lock:
             vector = fold_in_user(self.generator, idx)
         profile = self.index.new_profile(idx, ratings)
