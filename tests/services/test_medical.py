@@ -190,7 +190,7 @@ def test_zip_of_png_folders_reads_labels():
 def test_fine_tuning_on_bccd_cell_crops_beats_the_majority_class(shared_data, model_store):
     crops = bccd_cell_crops(shared_data / "bccd", per_class={"train": 40, "val": 12, "test": 30})
     service = MedicalService(model_store)
-    config = ScanTrainConfig(epochs=2, image_size=64, batch_size=24, mode="full")
+    config = ScanTrainConfig(epochs=3, image_size=96, batch_size=16, mode="head")
     stored, result = service.train(crops, "bccd-cells", config)
     m = result.metrics
     assert m["groups_in_train_and_test"] == 0  # cells of one smear never straddle train and test
