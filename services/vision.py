@@ -448,33 +448,27 @@ class VisionService:
 
 
 # -------------------------------------------------------------------- make models
-def ensure_default_models(progress: Progress | None = None) -> dict[str, Any]:
+def ensure_default_models(progress: Progress | None = None, store: ModelStore | None = None) -> list[str]:
     """Check the built-in model: its packaged weights load and it recognises the sample photos.
 
-    Nothing needs training for the ImageNet default.
+    Nothing needs training for the ImageNet default, so nothing is written to the store.
+
+    Returns:
+        The names of the built-in models that are ready.
 
     Raises:
         RuntimeError: the weights loaded but the sanity predictions are wrong.
     """
     if progress:
         progress(0.1, "Loading EfficientNet-Lite0 ImageNet weights")
-    service = VisionService()
+    service = VisionService(store)
     table = service.classify(sample_images(["chelsea", "coffee"]), DEFAULT_MODEL, k=5)
-    cat = set(table.loc[table["image"] == "chelsea", "top1"]) & {
-        "tiger cat",
-        "Egyptian cat",
-        "tabby, tabby cat",
-    }
-    espresso = table.loc[table["image"] == "coffee", "top1"].item() == "espresso"
-    if not cat or not espresso:
-        raise RuntimeError(
-            f"The ImageNet weights gave unexpected predictions: {table[['image', 'top1']].values}"
-        )
+    top = dict(zip(table["image"], table["top1"], strict=True))
+    if top["chelsea"] not in {"tiger cat", "Egyptian cat", "tabby, tabby cat"} or top["coffee"] != "espresso":
+        raise RuntimeError(f"The ImageNet weights gave unexpected predictions: {top}")
     if progress:
-        progress(1.0, "EfficientNet-Lite0 ready")
-    return {
-        DEFAULT_MODEL: {"status": "ok", "chelsea": table.iloc[0]["top1"], "coffee": table.iloc[1]["top1"]}
-    }
+        progress(1.0, f"EfficientNet-Lite0 ready (chelsea -> {top['chelsea']}, coffee -> {top['coffee']})")
+    return [DEFAULT_MODEL]
 
 
 # -------------------------------------------------------------------- CLI

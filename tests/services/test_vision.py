@@ -219,7 +219,9 @@ def test_cli_train_then_evaluate(tmp_path, model_store):
 
 
 @pytest.mark.slow
-def test_ensure_default_models_checks_the_weights():
-    result = ensure_default_models()
-    assert result[DEFAULT_MODEL]["status"] == "ok"
-    assert result[DEFAULT_MODEL]["chelsea"] in CATS and result[DEFAULT_MODEL]["coffee"] == "espresso"
+def test_ensure_default_models_checks_the_weights(model_store):
+    messages: list[str] = []
+    assert ensure_default_models(progress=lambda _f, m: messages.append(m), store=model_store) == [
+        DEFAULT_MODEL
+    ]
+    assert "chelsea -> tiger cat" in messages[-1] and "coffee -> espresso" in messages[-1]
