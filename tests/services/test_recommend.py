@@ -232,3 +232,30 @@ def test_default_model_beats_popularity(default_store):
     recs = model.recommend("196")
     assert not set(recs.table["item"]) & set(model.history("196")["item"])
     assert ensure_default_models(store=default_store) == []
+
+
+def test_cold_start_reasons_quote_chosen_items_without_ratings(tiny_model):
+    recs = tiny_model.recommend_new_user(["i0", "i1"], n=5)
+    for reason, quoted in zip(recs.table["reason"], recs.reason_features, strict=True):
+        assert "you rated" not in reason
+        if "similarity_to_liked" in quoted:
+            assert "ecause you chose Item 0" in reason or "ecause you chose Item 1" in reason
+    with pytest.raises(InvalidInputError, match="Unknown item id 'nope'"):
+        tiny_model.recommend_new_user(["nope"])
+
+
+def test_popularity_bias_counts_and_figures(tiny_model):
+    from ui.recommend_plots import metrics_comparison, popularity_bias
+
+    bias = tiny_model.popularity_bias(n=5)
+    assert bias["full model"].sum() == 60 * 5 and bias["popularity"].sum() == 60 * 5
+    assert bias["users"].is_monotonic_decreasing
+    # The baseline only ever recommends from the head of the popularity ranking.
+    assert bias.loc[bias["popularity"] > 0, "popularity rank"].max() <= 5 + 14
+    fig = popularity_bias(bias)
+    assert [t.name.split(" ")[0] for t in fig.data] == ["popularity", "full"]
+    bars = metrics_comparison(tiny_model.metrics_table())
+    assert [t.name for t in bars.data] == ["popularity", "candidate generator", "full model"]
+    assert list(bars.data[2].y) == pytest.approx(
+        [tiny_model.metrics["full model"][m] for m in bars.data[2].x]
+    )
