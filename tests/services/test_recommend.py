@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -212,6 +214,12 @@ def test_cli_train_score_evaluate(model_store, tmp_path, capsys):
     assert "unknown" in capsys.readouterr().err
     assert cli_main(["recommend", "score", str(users), "--model", "nope", "--out", str(dest)]) == 1
     assert "Valid names" in capsys.readouterr().err
+    assert cli_main(["recommend", "evaluate", str(log), "--time-col", "time", "--item-col", "sku"]) == 1
+    assert "item column 'sku' is not in the table" in capsys.readouterr().err
+    assert cli_main(["recommend", "evaluate", str(log), "--time-col", "time"]) == 0
+    metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert metrics["full model/users"] == 60
+    assert set(metrics) >= {f"{s}/ndcg@10" for s in ("popularity", "candidate generator", "full model")}
 
 
 @pytest.fixture(scope="session")
@@ -259,3 +267,22 @@ def test_popularity_bias_counts_and_figures(tiny_model):
     assert list(bars.data[2].y) == pytest.approx(
         [tiny_model.metrics["full model"][m] for m in bars.data[2].x]
     )
+
+
+def test_implicit_events_without_time_or_item_table():
+    log = synthetic_log()[["user", "item"]]
+    data = prepare_interactions(log, user_col="user", item_col="item")
+    assert not data.has_ratings and not data.has_time
+    model = train_recommender(data, config=TINY)
+    assert model.info["split"] == "per-user random 20%"
+    assert model.feature_names == [
+        "cf_rank",
+        "similarity_to_liked",
+        "similarity_to_recent",
+        "popularity",
+        "user_activity",
+    ]
+    recs = model.recommend("u2", n=5)
+    assert "rating" not in model.history("u2").columns
+    assert not recs.table["reason"].str.contains("rated").any()
+    assert model.metrics["full model"]["users"] == 60
