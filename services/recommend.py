@@ -48,7 +48,7 @@ from models.recommend import (
 )
 from services.data import read_table, to_safe_csv
 from services.device import resolve_device, xgboost_device
-from services.errors import InvalidInputError, ModelNotFoundError, TrainingError
+from services.errors import InvalidInputError, ModelNotFoundError, TrainingCancelled, TrainingError
 from services.explain import check_additivity, make_explanation
 from services.recommend_data import (
     InteractionData,
@@ -154,8 +154,10 @@ def _popularity_top(index: InteractionIndex, users: np.ndarray, k: int) -> np.nd
     return out
 
 
-def _rerank(booster: xgb.Booster, feats: CandidateFeatures, n_rows: int, k_cands: int, n: int) -> np.ndarray:
-    """Positions (into each user's candidate block) of the ``n`` best candidates by ranker margin."""
+def _rerank(
+    booster: xgb.Booster, feats: CandidateFeatures, n_rows: int, k_cands: int, n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (into each user's candidate block) of the ``n`` best candidates, and all margins."""
     margin = booster.predict(xgb.DMatrix(feats.values, feature_names=feats.feature_names), output_margin=True)
     margin = margin.reshape(n_rows, k_cands)
     return np.argsort(-margin, axis=1, kind="stable")[:, :n], margin
@@ -180,8 +182,6 @@ def _train_ranker(
 
     booster = xgb.train(params, dtrain, num_boost_round=rounds, callbacks=[_Stop()])
     if should_stop is not None and should_stop():
-        from services.errors import TrainingCancelled
-
         raise TrainingCancelled("Training was stopped before it finished; nothing was saved.")
     return booster
 
@@ -752,8 +752,7 @@ class RecommendService:
             return model
 
     def _build_default(self, name: str, progress: Progress | None) -> Recommender:
-        RECOMMEND_MODELS.get(name)
-        data = movielens_interaction_data()
+        data = movielens_interaction_data(RECOMMEND_MODELS.create(name))
         model = train_recommender(data, progress=progress)
         self._save(name, model, base_model=name)
         return model

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from models.recommend import MovieLensTables, load_movielens
 from services.errors import InvalidInputError
 
 CATEGORY_SEPARATORS = re.compile(r"\s*[|;,/]\s*")
@@ -371,11 +372,13 @@ def temporal_split(
     return frame.loc[train_idx].reset_index(drop=True), frame.loc[test_idx].reset_index(drop=True)
 
 
-def movielens_interaction_data() -> InteractionData:
-    """The MovieLens 100k demo as :class:`InteractionData` (ratings 1-5, liked = 4 or 5)."""
-    from models.recommend import load_movielens
+def movielens_interaction_data(tables: MovieLensTables | None = None) -> InteractionData:
+    """The MovieLens 100k demo as :class:`InteractionData` (ratings 1-5, liked = 4 or 5).
 
-    tables = load_movielens()
+    Args:
+        tables: the tables as the registry's builder returns them (read from the package when ``None``).
+    """
+    tables = tables if tables is not None else load_movielens()
     data = prepare_interactions(
         tables.ratings,
         user_col="user_id",
