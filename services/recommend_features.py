@@ -25,6 +25,7 @@ DENSE_SIMILARITY_MAX_ITEMS = 6000
 SIMILARITY_SHRINK = 10.0
 RECENT_ITEMS = 10
 TREND_DAYS = 28
+MAX_TREND_CELLS = 20_000_000  # items x time buckets of the trend table
 DAY = 86400.0
 
 FEATURE_LABELS = {
@@ -114,13 +115,17 @@ class InteractionIndex:
             first = np.full(self.n_items, np.inf)
             np.minimum.at(first, i, times)
             self.item_first_time = first
-            days = ((times - self.t0) // DAY).astype(np.int64)
+            # Time buckets of one day, widened for long logs so the count table stays small.
+            span_days = (float(np.max(times)) - self.t0) / DAY + 1
+            self.bucket = DAY * max(1, int(np.ceil(span_days * self.n_items / MAX_TREND_CELLS)))
+            days = ((times - self.t0) // self.bucket).astype(np.int64)
             self.n_days = int(days.max()) + 1
+            self.trend_buckets = max(1, int(round(TREND_DAYS * DAY / self.bucket)))
             counts = sp.csr_matrix(
                 (np.ones(len(i), dtype=np.float32), (i, days)), shape=(self.n_items, self.n_days)
             ).toarray()
             self._day_cumsum = np.concatenate(
-                [np.zeros((self.n_items, 1)), np.cumsum(counts, axis=1)], axis=1
+                [np.zeros((self.n_items, 1), dtype=np.float32), np.cumsum(counts, axis=1)], axis=1
             )
 
     # ------------------------------------------------------------------------------------------
@@ -265,9 +270,9 @@ def build_features(
             cols["category_affinity"][sl] = best
             best_category[sl] = np.where(best > 0, arg, -1)
         if index.has_time:
-            day = int((profile.last_time - index.t0) // DAY)
+            day = int((profile.last_time - index.t0) // index.bucket)
             hi = min(max(day + 1, 0), index.n_days)
-            lo = min(max(day + 1 - TREND_DAYS, 0), index.n_days)
+            lo = min(max(day + 1 - index.trend_buckets, 0), index.n_days)
             cols["trend"][sl] = index._day_cumsum[cands, hi] - index._day_cumsum[cands, lo]
             first = index.item_first_time[cands]
             # An item no one has chosen yet has no age: missing, which the ranker handles natively.
