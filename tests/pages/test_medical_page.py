@@ -13,6 +13,16 @@ from builders import FAKE_PHI, make_dicom  # noqa: E402
 PAGE = "pages/medical.py"
 
 
+@pytest.fixture(autouse=True)
+def _fresh_service(model_store):
+    """Each test gets an empty model store and a service built for it (the page caches the service)."""
+    import streamlit as st
+
+    st.cache_resource.clear()
+    yield
+    st.cache_resource.clear()
+
+
 def _all_text(at) -> str:
     """Every string the page rendered (markdown, captions, metrics, tables, widgets' labels/values)."""
     parts = []
@@ -103,3 +113,32 @@ def test_bad_upload_gets_one_clear_message(app_test):
     at.run()
     assert not at.exception
     assert len(at.error) == 1 and "not a DICOM file" in at.error[0].value
+
+
+@pytest.mark.slow
+def test_train_tab_trains_saves_and_lists_the_model(app_test, model_store):
+    from builders import make_zip
+
+    from services.medical_io import to_png
+
+    rng = np.random.default_rng(0)
+    files = {}
+    for i in range(10):
+        for label in ("clear", "spot"):
+            image = rng.integers(0, 50, (48, 48, 3)).astype(np.uint8)
+            if label == "spot":
+                image[12:36, 12:36] = 240
+            files[f"{label}/{i}.png"] = to_png(image)
+    at = app_test(PAGE)
+    at.file_uploader(key="medical_train_zip").set_value(("cells.zip", make_zip(files), "application/zip"))
+    at.run()
+    at.text_input(key="medical_train_name").set_value("spots-page")
+    at.number_input(key="medical_train_epochs").set_value(2)
+    at.select_slider(key="medical_train_size").set_value(64)
+    at.radio(key="medical_train_mode").set_value("head")
+    at.button(key="medical_train").click().run()
+    assert not at.exception and not at.error
+    labels = {m.label: m.value for m in at.metric}
+    assert float(labels["Test accuracy"].rstrip("%")) >= 75.0
+    assert labels["Majority-class baseline"] == "50.0%"
+    assert model_store.exists("medical", "spots-page")
