@@ -128,6 +128,7 @@ st.caption(
     "and adapt the model to your own categories from a few hundred labelled images."
 )
 
+model = DEFAULT_MODEL
 with guard("listing the models"):
     models = service.available_models()
     model = st.selectbox(
