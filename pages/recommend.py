@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from services.data import read_table
-from services.recommend import K, Recommendations, RecommendService
+from services.recommend import DEFAULT_MODEL, K, Recommendations, RecommendService
 from services.recommend_data import attach_item_table, attach_user_table, prepare_interactions
 from ui import plots
 from ui.recommend_plots import metrics_comparison, popularity_bias, similar_items_bar
@@ -65,6 +65,12 @@ def recommendations_table(recs: Recommendations) -> pd.DataFrame:
     return pd.concat([recs.table.assign(user=recs.user), shap_cols], axis=1)
 
 
+def report_footer(model_name: str) -> str:
+    if model_name == DEFAULT_MODEL:
+        return "Demo data: MovieLens 100k (GroupLens); no commercial use without GroupLens's permission"
+    return ""
+
+
 def show_recommendations(recs: Recommendations, model_name: str, key: str, heading: str) -> None:
     st.markdown(f"**{heading}**")
     st.dataframe(
@@ -89,7 +95,9 @@ def show_recommendations(recs: Recommendations, model_name: str, key: str, headi
         "Red bars raised the item's score, blue bars lowered it; they add up from the average candidate "
         "(base value) to this item's score. The reason quotes the strongest red bars."
     )
-    report = Report(f"Recommendations for {recs.user}", subtitle=f"Model: {model_name}")
+    report = Report(
+        f"Recommendations for {recs.user}", subtitle=f"Model: {model_name}", footer=report_footer(model_name)
+    )
     report.add("Top recommendations", table=recs.table)
     report.add(
         f"Why #{pick + 1}: {recs.table['title'].iloc[pick]}", text=recs.table["reason"].iloc[pick], figure=fig
@@ -182,7 +190,11 @@ if model is not None:
             st.dataframe(similar.drop(columns=["item"]), hide_index=True, width="stretch")
             fig = similar_items_bar(similar)
             st.plotly_chart(fig, key="recommend_similar_chart")
-            report = Report(f"{words.capitalize()} similar to {model.titles[model.item_index(item)]}")
+            report = Report(
+                f"{words.capitalize()} similar to {model.titles[model.item_index(item)]}",
+                subtitle=f"Model: {name}",
+                footer=report_footer(name),
+            )
             report.add("Similar items", table=similar, figure=fig)
             downloads(
                 "recommend_similar_dl",
@@ -220,7 +232,7 @@ if model is not None:
             )
             bias_fig = popularity_bias(bias, title="Coverage and popularity bias")
             st.plotly_chart(bias_fig, key="recommend_bias_chart")
-            report = Report("Recommender performance", subtitle=f"Model: {name}")
+            report = Report("Recommender performance", subtitle=f"Model: {name}", footer=report_footer(name))
             report.add("Held-out metrics", table=table.round(4), figure=metrics_fig)
             report.add("What drives recommendations", figure=bees)
             report.add("Coverage and popularity bias", figure=bias_fig)
