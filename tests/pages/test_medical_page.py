@@ -107,6 +107,24 @@ def test_upload_window_classify_explain_without_phi(app_test, downloaded):
     assert FAKE_PHI["PatientName"] in _all_text(at)
 
 
+def test_nifti_upload_has_axis_and_slice_pickers_and_reports_nans(app_test):
+    from builders import make_nifti
+
+    volume = np.random.default_rng(0).random((20, 24, 16)).astype(np.float32)
+    volume[0, 0, 0] = np.nan
+    at = app_test(PAGE)
+    at.file_uploader(key="medical_upload").set_value(
+        ("brain.nii.gz", make_nifti(volume, gz=True), "application/gzip")
+    )
+    at.run()
+    assert not at.exception and not at.error
+    assert any("NaN" in i.value for i in at.info)
+    assert at.selectbox(key="medical_axis").value == 2
+    assert at.slider(key="medical_slice").max == 15
+    at.selectbox(key="medical_axis").set_value(0).run()
+    assert at.slider(key="medical_slice").max == 19 and not at.exception
+
+
 def test_bad_upload_gets_one_clear_message(app_test):
     at = app_test(PAGE)
     at.file_uploader(key="medical_upload").set_value(("scan.dcm", b"plain text, no scan" * 20, "text/plain"))
