@@ -38,6 +38,8 @@ MODEL_FILE = "model.json"
 SCHEMA_FILE = "schema.json"
 
 NUMERIC = "numeric"
+#: Batches up to this many rows are predicted on one thread.
+SMALL_BATCH = 64
 CATEGORICAL = "categorical"
 
 
@@ -129,15 +131,41 @@ class CreditModel:
                 columns[feat.name] = pd.to_numeric(col, errors="coerce").astype("float32")
         return pd.DataFrame(columns, index=df.index)
 
+    def _booster_for(self, frame: pd.DataFrame) -> xgb.Booster:
+        """The booster for a batch: a one-thread copy for a few rows (a thread pool costs more there)."""
+        if len(frame) > SMALL_BATCH:
+            return self.booster
+        single = self.__dict__.get("_single_thread")
+        if single is None:
+            single = self.booster.copy()
+            single.set_param({"nthread": 1})
+            self.__dict__["_single_thread"] = single
+        return single
+
+    def _all_numeric(self) -> bool:
+        return not any(f.is_categorical for f in self.features)
+
+    def _threads(self, frame: pd.DataFrame) -> int:
+        # A handful of rows is faster on one thread than waking a pool on a busy machine.
+        return 1 if len(frame) <= SMALL_BATCH else -1
+
     def _dmatrix(self, frame: pd.DataFrame) -> xgb.DMatrix:
-        return xgb.DMatrix(frame, enable_categorical=True, nthread=-1)
+        if self._all_numeric():  # plain float matrix: far less per-call overhead than a DataFrame
+            return xgb.DMatrix(
+                frame.to_numpy(dtype=np.float32, na_value=np.nan),
+                feature_names=self.feature_names,
+                nthread=self._threads(frame),
+            )
+        return xgb.DMatrix(frame, enable_categorical=True, nthread=self._threads(frame))
 
     def _range(self) -> tuple[int, int]:
         return (0, self.best_iteration + 1)
 
     def margin(self, frame: pd.DataFrame) -> np.ndarray:
         """Log-odds of default per row."""
-        out = self.booster.inplace_predict(frame, iteration_range=self._range(), predict_type="margin")
+        data = frame.to_numpy(dtype=np.float32, na_value=np.nan) if self._all_numeric() else frame
+        booster = self._booster_for(frame)
+        out = booster.inplace_predict(data, iteration_range=self._range(), predict_type="margin")
         return np.asarray(out, dtype=np.float64).reshape(-1)
 
     def predict_pd(self, frame: pd.DataFrame) -> np.ndarray:
@@ -150,7 +178,8 @@ class CreditModel:
         Uses XGBoost's own ``pred_contribs`` (exact path-dependent TreeSHAP; runs on the GPU when
         the booster's device is ``cuda``).
         """
-        out = self.booster.predict(self._dmatrix(frame), pred_contribs=True, iteration_range=self._range())
+        booster = self._booster_for(frame)
+        out = booster.predict(self._dmatrix(frame), pred_contribs=True, iteration_range=self._range())
         out = np.asarray(out, dtype=np.float64)
         return out[:, :-1], out[:, -1]
 

@@ -967,7 +967,7 @@ class FinanceService:
         expl = make_explanation(
             values,
             base,
-            frame.astype(object).where(frame.notna(), np.nan).to_numpy(),
+            frame.to_numpy(dtype=object),
             feature_names=bundle.feature_names,
             output_names="log-odds of default",
         )
