@@ -1119,7 +1119,8 @@ def cli_run(command: str, args: argparse.Namespace) -> dict[str, Any]:
     bundle = service.load(args.model or "german_credit")
     if command == "evaluate":
         return {"model": bundle.name, **service.evaluate(bundle, df, args.target, threshold=args.threshold)}
-    scored = service.score(bundle, df, threshold=args.threshold, reasons_rows=len(df))
+    # With --explain the export computes SHAP and reasons for every row once; otherwise score does.
+    scored = service.score(bundle, df, threshold=args.threshold, reasons_rows=0 if args.explain else len(df))
     out = service.export_full(bundle, scored) if args.explain else scored.table
     Path(args.out).write_bytes(to_safe_csv(out))
     return {
