@@ -29,6 +29,7 @@ from models.finance import CreditModel
 
 MAX_CELLS = 65536
 MAX_TOTAL_CELLS = 4_000_000
+ROW_BLOCK = 8192
 
 
 @dataclass
@@ -176,12 +177,18 @@ class CompiledTreeShap:
         """Exact TreeSHAP values (rows x features) and base values (rows), in log-odds."""
         n = len(frame)
         out = np.zeros((n, len(self.model.features)), dtype=np.float64)
-        codes = self.global_codes(frame)
-        for tree in self.tables:
-            cell = np.zeros(n, dtype=np.int64)
-            for f, lut, stride in zip(tree.features, tree.luts, tree.strides, strict=True):
-                cell += lut[codes[f]] * stride
-            out[:, tree.features] += tree.table[cell]
+        all_codes = self.global_codes(frame)
+        # Row blocks small enough to stay in the CPU cache while every tree is applied to them.
+        for start in range(0, n, ROW_BLOCK):
+            stop = min(start + ROW_BLOCK, n)
+            codes = [c[start:stop] for c in all_codes]
+            block = np.zeros((stop - start, out.shape[1]), dtype=np.float64)
+            for tree in self.tables:
+                cell = tree.luts[0][codes[tree.features[0]]] * tree.strides[0] if len(tree.features) else 0
+                for f, lut, stride in zip(tree.features[1:], tree.luts[1:], tree.strides[1:], strict=True):
+                    cell = cell + lut[codes[f]] * stride
+                block[:, tree.features] += tree.table[cell]
+            out[start:stop] = block
         if self.fallback:
             dmatrix = xgb.DMatrix(frame, enable_categorical=True)
             for t in self.fallback:
