@@ -10,7 +10,8 @@
 4. Head fine-tuning on BCCD blood-cell crops (../shared/data/bccd): seconds per epoch, test accuracy
    against the majority class.
 
-Run: ``.venv/bin/python bench/bench_vision.py [--runs 3] [--images 32] [--per-class 100]``.
+Run: ``.venv/bin/python bench/bench_vision.py [--runs 3] [--images 32] [--per-class 100]
+[--photos chelsea,coffee] [--skip-training]``.
 Writes ``bench/results/vision.json``.
 """
 
@@ -112,7 +113,7 @@ def classification(args: argparse.Namespace) -> dict:
 
 def explanations(clf: ImageClassifier, args: argparse.Namespace) -> dict:
     rows = []
-    for name, img in sample_images(["chelsea", "coffee"]).items():
+    for name, img in sample_images(args.photos.split(",")).items():
         view = clf.preprocessing.view(img)
         k = int(clf.predict_views(view[None])[0].argmax())
 
@@ -186,6 +187,8 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=32)
     parser.add_argument("--per-class", type=int, default=100, help="BCCD training crops per class")
     parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--photos", default="chelsea,coffee", help="sample photos to explain")
+    parser.add_argument("--skip-training", action="store_true", help="leave out the BCCD fine-tuning part")
     args = parser.parse_args()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     results: dict = {"torch_threads": torch.get_num_threads(), "load_average_at_start": load}
@@ -193,7 +196,7 @@ def main() -> None:
     clf = cls.pop("_classifier")
     results["classification"] = cls
     results["explanations"] = explanations(clf, args)
-    results["fine_tuning"] = fine_tuning(args)
+    results["fine_tuning"] = {"skipped": "--skip-training"} if args.skip_training else fine_tuning(args)
 
     print(f"\nVision benchmark (CPU threads {results['torch_threads']}, load average {load:.1f})")
     print(f"{'what':44} {'baseline':>14} {'ours':>14} {'ratio':>8}")
