@@ -36,7 +36,6 @@ EFFICIENTNET_LITE0_WEIGHTS = Asset(
 #: Module names of the last convolutional stage, used by Grad-CAM (per architecture).
 GRADCAM_LAYERS: dict[str, str] = {
     "tf_efficientnet_lite0": "bn2",
-    "test_efficientnet": "bn2",
 }
 
 VISION_MODELS = ModelRegistry("vision")
