@@ -1031,6 +1031,27 @@ def _stack(tensors: list[torch.Tensor]) -> torch.Tensor:
     return torch.stack(tensors).contiguous()
 
 
+def one_cycle_schedule(
+    optimizer: torch.optim.Optimizer, max_lr: float, total_steps: int
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """One-cycle learning rate (10% warm-up, cosine decay) that is safe for very short runs.
+
+    torch's OneCycleLR divides by zero when its warm-up phase is a single step, so the warm-up
+    is at least two steps; runs of fewer than four steps keep a constant rate.
+    """
+    if total_steps < 4:
+        for group in optimizer.param_groups:
+            group["lr"] = max_lr
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _step: 1.0)
+    return torch.optim.lr_scheduler.OneCycleLR(
+        optimizer,
+        max_lr=max_lr,
+        total_steps=total_steps,
+        pct_start=max(0.1, 2.0 / total_steps),
+        anneal_strategy="cos",
+    )
+
+
 def fine_tune(
     model: nn.Module,
     preprocessing: ImagePreprocessing,
@@ -1099,9 +1120,7 @@ def fine_tune(
     batch_size = int(max(4, min(config.batch_size, len(parts["train"]) // 4)))
     steps_per_epoch = max(1, math.ceil(len(parts["train"]) / batch_size))
     total_steps = steps_per_epoch * max(1, config.epochs)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=config.lr(), total_steps=total_steps, pct_start=0.1, anneal_strategy="cos"
-    )
+    scheduler = one_cycle_schedule(optimizer, config.lr(), total_steps)
     use_amp = device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)

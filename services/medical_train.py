@@ -401,14 +401,6 @@ def train_on_scans(
     model = build_backbone(pretrained)
     prep = scan_preprocessing(model, config.image_size)
     tune = config.fine_tune_config()
-    n_train = int((split == "train").sum())
-    batch_size = tune.batch_size
-    while tune.epochs * math.ceil(n_train / batch_size) == 10 and batch_size < max(n_train, 1):
-        # torch's OneCycleLR (pct_start 0.1, as the shared loop uses) divides by zero at exactly 10
-        # steps; slightly larger batches avoid that without changing the recipe in any way that matters.
-        batch_size += 1
-    if batch_size != tune.batch_size:
-        tune = FineTuneConfig(**{**tune.__dict__, "batch_size": batch_size})
     shared = fine_tune(
         model,
         prep,

@@ -294,3 +294,21 @@ def test_fine_tune_can_be_cancelled_and_refuses_bad_sets():
     single.labels[-1] = "green"
     with pytest.raises(TrainingError, match="'green' \\(1 image\\)"):
         fine_tune(model, prep, single, device="cpu")
+
+
+@pytest.mark.parametrize("total", [1, 2, 3, 4, 10, 11, 37])
+def test_one_cycle_schedule_runs_any_length(total):
+    from services.imaging import one_cycle_schedule
+
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([param], lr=0.1)
+    schedule = one_cycle_schedule(optimizer, 0.1, total)
+    rates = []
+    for step in range(total):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        if step < total - 1:
+            schedule.step()
+    assert all(np.isfinite(rates)) and max(rates) <= 0.1 + 1e-9
+    if total >= 4:
+        assert rates[-1] < 0.1 * 0.05  # annealed well below the peak by the end
