@@ -17,8 +17,10 @@ Example:
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -1095,6 +1097,39 @@ def cli_add_arguments(command: str, parser: argparse.ArgumentParser) -> None:
     if command == "train":
         parser.add_argument("--features", default=None, help="comma-separated feature columns (default: all)")
         parser.add_argument("--positive-label", default=None, help="target value meaning default")
+
+
+@functools.lru_cache(maxsize=4)
+def _process_model(name: str, model_dir: str | None) -> tuple[FinanceService, CreditBundle]:
+    """The service and model of this process, loaded once (each batch worker loads its model once)."""
+    service = FinanceService(ModelStore(model_dir) if model_dir else None)
+    return service, service.load(name)
+
+
+def score_input(args: argparse.Namespace) -> pd.DataFrame:
+    """CLI ``score``: the applicants to score (read once, in the calling process).
+
+    The model is loaded here too, so an unknown name fails before any work is sent to workers.
+    """
+    from services.cli import read_input
+
+    _process_model(args.model or "german_credit", os.environ.get("LUCID_MODEL_DIR"))
+    return FinanceService().read_applicants(*read_input(args.data))
+
+
+def score_partition(
+    frame: pd.DataFrame, *, model: str | None, explain: bool, options: dict[str, Any]
+) -> pd.DataFrame:
+    """Score (and with ``explain`` add SHAP values and reasons to) one partition of applicants.
+
+    Used by the CLI in this process or on Dask workers; the same code either way.
+    """
+    service, bundle = _process_model(model or "german_credit", os.environ.get("LUCID_MODEL_DIR"))
+    threshold = float(options.get("threshold", 0.5))
+    scored = service.score(
+        bundle, frame.reset_index(drop=True), threshold=threshold, reasons_rows=0 if explain else len(frame)
+    )
+    return service.export_full(bundle, scored) if explain else scored.table
 
 
 def cli_run(command: str, args: argparse.Namespace) -> dict[str, Any]:
