@@ -48,7 +48,7 @@ ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 def app_test():
     """Factory for an AppTest of the whole app, optionally switched to one page.
 
-    Usage: ``at = app_test("pages/finance.py")`` returns an AppTest that has already run that page.
+    Usage: ``at = app_test("app_pages/finance.py")`` returns an AppTest that has already run that page.
     """
     from streamlit.testing.v1 import AppTest
 

@@ -50,3 +50,12 @@ def test_cli_unknown_domain_lists_valid_ones():
     )
     assert out.returncode == 2
     assert "unknown domain 'astrology'" in out.stderr and "Valid domains:" in out.stderr
+
+
+def test_no_pages_folder_beside_app():
+    """A folder named pages/ beside app.py switches Streamlit to serving each file in it directly,
+    around app.py's navigation and sign-in; pages live in app_pages/ instead."""
+    assert not (ROOT / "pages").exists()
+    from ui.catalogue import HOME, available_pages
+
+    assert HOME.exists and len(available_pages()) == 5

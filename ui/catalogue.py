@@ -1,6 +1,6 @@
 """The list of Lucid's pages: what app.py navigates over and what Home describes.
 
-A domain page is listed only once its file exists in ``pages/``, so there are never placeholder pages.
+A domain page is listed only once its file exists in ``app_pages/``, so there are never placeholder pages.
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ class PageInfo:
         return (ROOT / self.path).is_file()
 
 
-HOME = PageInfo("pages/home.py", "Home", ":material/home:", "", "")
+HOME = PageInfo("app_pages/home.py", "Home", ":material/home:", "", "")
 
 DOMAIN_PAGES: tuple[PageInfo, ...] = (
     PageInfo(
-        "pages/nlp.py",
+        "app_pages/nlp.py",
         "Review sentiment",
         ":material/reviews:",
         "Customer experience and product teams",
@@ -37,7 +37,7 @@ DOMAIN_PAGES: tuple[PageInfo, ...] = (
         "model on your own labelled texts.",
     ),
     PageInfo(
-        "pages/vision.py",
+        "app_pages/vision.py",
         "Image classification",
         ":material/image:",
         "Product and operations teams",
@@ -45,7 +45,7 @@ DOMAIN_PAGES: tuple[PageInfo, ...] = (
         "prediction, and adapt the model to your own categories from a few hundred labelled images.",
     ),
     PageInfo(
-        "pages/medical.py",
+        "app_pages/medical.py",
         "Medical imaging",
         ":material/radiology:",
         "Clinical researchers and health-tech product teams (research demo, not for clinical use)",
@@ -53,7 +53,7 @@ DOMAIN_PAGES: tuple[PageInfo, ...] = (
         "demo brain-MRI classifier, see where it looked, and train a model on your own labelled scans.",
     ),
     PageInfo(
-        "pages/finance.py",
+        "app_pages/finance.py",
         "Credit risk",
         ":material/account_balance:",
         "Credit-risk analysts and their stakeholders",
@@ -62,7 +62,7 @@ DOMAIN_PAGES: tuple[PageInfo, ...] = (
         "what-if changes, and train a model on your own portfolio.",
     ),
     PageInfo(
-        "pages/recommend.py",
+        "app_pages/recommend.py",
         "Recommendations",
         ":material/recommend:",
         "Merchandising and product teams",

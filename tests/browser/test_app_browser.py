@@ -47,3 +47,15 @@ def test_home_renders_with_navigation(live_app, browser, tmp_path):
     page.screenshot(path=str(tmp_path / "home.png"), full_page=True)
     assert (tmp_path / "home.png").stat().st_size > 10_000
     page.close()
+
+
+def test_direct_page_url_goes_through_app_navigation(live_app, browser):
+    """Opening a domain page's URL directly runs app.py (titles, not file names, in the menu)."""
+    page = browser.new_page()
+    page.goto(f"{live_app}/finance", wait_until="domcontentloaded")
+    nav = page.locator('[data-testid="stSidebarNav"]')
+    nav.get_by_text("Credit risk").wait_for(timeout=60_000)
+    text = nav.inner_text()
+    assert "Home" in text and "Recommendations" in text
+    assert "app" not in text.split() and "finance" not in text.split()
+    page.close()

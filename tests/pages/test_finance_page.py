@@ -7,7 +7,7 @@ import pytest
 from services.finance import FinanceService
 from services.store import ModelStore
 
-PAGE = "pages/finance.py"
+PAGE = "app_pages/finance.py"
 
 
 @pytest.fixture

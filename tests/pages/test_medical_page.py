@@ -10,7 +10,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "medic
 
 from builders import FAKE_PHI, make_dicom  # noqa: E402
 
-PAGE = "pages/medical.py"
+PAGE = "app_pages/medical.py"
 
 
 @pytest.fixture(autouse=True)

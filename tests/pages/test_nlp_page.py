@@ -57,7 +57,7 @@ def page(app_test, model_store, tiny_default):
         "baseline_metrics": {"accuracy": 0.9, "macro_f1": 0.88, "roc_auc": 0.95, "n_test": 100},
     }
     model_store.save("nlp", DEFAULT_MODEL, tiny_default.save, meta)
-    at = app_test("pages/nlp.py", timeout=300)
+    at = app_test("app_pages/nlp.py", timeout=300)
     assert not at.exception
     return at
 

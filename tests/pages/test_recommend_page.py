@@ -19,7 +19,7 @@ def default_store(tmp_path_factory):
 @pytest.fixture
 def page(app_test, default_store, monkeypatch):
     monkeypatch.setenv("LUCID_MODEL_DIR", str(default_store.root))
-    at = app_test("pages/recommend.py", timeout=300)
+    at = app_test("app_pages/recommend.py", timeout=300)
     assert not at.exception
     return at
 

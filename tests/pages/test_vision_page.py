@@ -28,7 +28,7 @@ def _errors(at) -> list[str]:
 
 
 def test_upload_classify_explain(app_test, model_store):
-    at = app_test("pages/vision.py")
+    at = app_test("app_pages/vision.py")
     assert not at.exception
     at.radio(key="vision_source").set_value("Upload your own").run()
     at.file_uploader(key="vision_upload").set_value(
@@ -62,7 +62,7 @@ def test_upload_classify_explain(app_test, model_store):
 
 
 def test_samples_batch_tab_has_table_and_downloads(app_test, model_store):
-    at = app_test("pages/vision.py")
+    at = app_test("app_pages/vision.py")
     assert not at.exception
     predictions = at.session_state["vision_predictions"]
     assert list(predictions["image"]) == ["chelsea", "coffee"]
@@ -73,7 +73,7 @@ def test_samples_batch_tab_has_table_and_downloads(app_test, model_store):
 
 
 def test_bad_uploads_get_clear_messages(app_test, model_store):
-    at = app_test("pages/vision.py")
+    at = app_test("app_pages/vision.py")
     at.radio(key="vision_source").set_value("Upload your own").run()
     at.file_uploader(key="vision_upload").set_value(
         ("notes.jpg", b"this is not an image at all" * 10, "image/jpeg")
@@ -109,7 +109,7 @@ def _class_zip(n_per_class: int = 14) -> bytes:
 
 
 def test_train_your_own_then_classify_with_it(app_test, model_store):
-    at = app_test("pages/vision.py")
+    at = app_test("app_pages/vision.py")
     at.file_uploader(key="vision_train_upload").set_value(("shapes.zip", _class_zip(), "application/zip"))
     at.run()
     assert not at.exception and not _errors(at)
