@@ -138,6 +138,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LucidError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except Exception as exc:  # noqa: BLE001 - never a traceback for a user; exit code 3 marks a defect
+        logging.getLogger("lucid.cli").debug("unexpected error", exc_info=True)
+        name = type(exc).__name__
+        print(f"error: the {args.command} command failed unexpectedly ({name}).", file=sys.stderr)
+        return 3
     print(json.dumps(result, default=_json_default))
     return 0
 

@@ -178,7 +178,8 @@ def clean_text(text: object) -> str:
     """One text as a string: missing values become empty, surrounding whitespace is removed."""
     if text is None or (isinstance(text, float) and np.isnan(text)):
         return ""
-    if pd.isna(text) if not isinstance(text, (str, bytes)) else False:
+    # Lists or arrays in a cell (Parquet allows them) are shown as text; scalars may be NA.
+    if not isinstance(text, (str, bytes)) and np.ndim(text) == 0 and pd.isna(text):
         return ""
     value = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
     return value.replace("\x00", "").strip()
