@@ -20,8 +20,8 @@ from services.nlp import (
     text_columns,
 )
 from services.store import default_root
-from ui.nlp_plots import confusion_figure, drivers_bar, loss_curve, score_histogram
-from ui.plots import text_highlight_html, token_bar
+from ui.nlp_plots import drivers_bar, loss_curve, score_histogram
+from ui.plots import confusion_matrix, text_highlight_html, token_bar
 from ui.report import Report
 from ui.widgets import downloads, guard, model_card
 
@@ -357,7 +357,7 @@ with tab_train:
         st.markdown("**Per class (test rows)**")
         st.dataframe(per_class, hide_index=True, width="stretch")
         left, right = st.columns(2)
-        confusion = confusion_figure(meta["test_details"]["confusion_matrix"], meta["labels"])
+        confusion = confusion_matrix(meta["test_details"]["confusion_matrix"], meta["labels"])
         left.plotly_chart(confusion, key="nlp_confusion")
         curve = loss_curve(losses)
         right.plotly_chart(curve, key="nlp_loss")

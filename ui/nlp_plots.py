@@ -67,33 +67,6 @@ def drivers_bar(drivers: pd.DataFrame, explained_label: str, *, k: int = 12) -> 
     return fig
 
 
-def confusion_figure(matrix: Sequence[Sequence[int]], labels: Sequence[str]) -> go.Figure:
-    """Confusion matrix: rows are the true classes, columns the predicted ones."""
-    z = np.asarray(matrix, dtype=np.int64)
-    names = [html.escape(str(x)) for x in labels]
-    fig = go.Figure(
-        go.Heatmap(
-            z=z,
-            x=names,
-            y=names,
-            colorscale="Blues",
-            text=z,
-            texttemplate="%{text}",
-            hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>",
-            showscale=False,
-        )
-    )
-    fig.update_layout(
-        template=TEMPLATE,
-        xaxis_title="predicted",
-        yaxis_title="true",
-        yaxis={"autorange": "reversed"},
-        height=max(280, 60 * len(names) + 120),
-        margin={"l": 10, "r": 10, "t": 20, "b": 40},
-    )
-    return fig
-
-
 def loss_curve(losses: Sequence[float], *, window: int = 10) -> go.Figure:
     """Training loss per step with a moving average."""
     values = np.asarray(losses, dtype=np.float64)

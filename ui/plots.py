@@ -341,6 +341,37 @@ def image_overlay(
     return fig
 
 
+def confusion_matrix(
+    matrix: Sequence[Sequence[int]] | np.ndarray, labels: Sequence[str], *, title: str | None = None
+) -> go.Figure:
+    """Counts of true class (rows) against predicted class (columns), class names escaped."""
+    z = np.asarray(matrix, dtype=np.int64)
+    names = [html.escape(str(x)) for x in labels]
+    if z.shape != (len(names), len(names)):
+        raise ValueError("The confusion matrix does not match the class names.")
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=names,
+            y=names,
+            colorscale="Blues",
+            text=z,
+            texttemplate="%{text}",
+            hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>",
+            showscale=False,
+        )
+    )
+    fig.update_layout(
+        template=TEMPLATE,
+        title=title,
+        xaxis_title="predicted class",
+        yaxis={"title": "true class", "autorange": "reversed"},
+        height=max(300, 60 * len(names) + 120),
+        margin={"l": 10, "r": 10, "t": 50 if title else 20, "b": 40},
+    )
+    return fig
+
+
 def metric_bars(
     names: Sequence[str], series: dict[str, Sequence[float]], *, title: str | None = None
 ) -> go.Figure:

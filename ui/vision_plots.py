@@ -6,10 +6,9 @@ import html
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import plotly.graph_objects as go
 
-from ui.plots import POSITIVE, TEMPLATE
+from ui.plots import POSITIVE, TEMPLATE, confusion_matrix
 
 
 def top_classes_bar(top: Sequence[tuple[int, str, float]], *, title: str | None = None) -> go.Figure:
@@ -43,30 +42,7 @@ def confusion_matrix_figure(
     metrics: dict[str, Any], *, title: str | None = "Confusion matrix (test images)"
 ) -> go.Figure:
     """Counts of true class (rows) against predicted class (columns), from ``classification_metrics``."""
-    matrix = np.asarray(metrics["confusion_matrix"], dtype=int)
-    names = [html.escape(str(c)) for c in metrics["class_names"]]
-    if matrix.shape != (len(names), len(names)):
-        raise ValueError("The confusion matrix does not match the class names.")
-    fig = go.Figure(
-        go.Heatmap(
-            z=matrix,
-            x=names,
-            y=names,
-            colorscale="Blues",
-            text=matrix,
-            texttemplate="%{text}",
-            hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>",
-            showscale=False,
-        )
-    )
-    fig.update_layout(
-        template=TEMPLATE,
-        title=title,
-        xaxis_title="predicted class",
-        yaxis={"title": "true class", "autorange": "reversed"},
-        height=max(300, 60 * len(names) + 120),
-    )
-    return fig
+    return confusion_matrix(metrics["confusion_matrix"], metrics["class_names"], title=title)
 
 
 def training_history_figure(history: Sequence[dict[str, float]], *, title: str | None = None) -> go.Figure:

@@ -100,3 +100,13 @@ def test_report_is_self_contained_and_escaped(table_expl):
     assert "<script>x</script>" not in out and "&lt;i&gt;" in out
     assert "'=1+1" in out
     assert "http" not in out.split("plotly.js")[0][:2000]  # no external stylesheet or script links
+
+
+def test_confusion_matrix_counts_and_escaped_names():
+    fig = plots.confusion_matrix([[5, 1], [2, 7]], ["<b>neg</b>", "pos"], title="Test split")
+    heat = fig.data[0]
+    assert np.asarray(heat.z).tolist() == [[5, 1], [2, 7]]
+    assert list(heat.x) == ["&lt;b&gt;neg&lt;/b&gt;", "pos"]
+    assert fig.layout.yaxis.autorange == "reversed"  # first true class on top
+    with pytest.raises(ValueError, match="does not match"):
+        plots.confusion_matrix([[1, 2]], ["a", "b"])
