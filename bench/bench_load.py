@@ -29,8 +29,8 @@ def main() -> None:
     scenarios = scenarios_ready()
     proc, url = start_app()
     try:
-        single = run_load(url, proc.pid, scenarios, sessions=1, seconds=0)
-        single = run_load(url, proc.pid, scenarios, sessions=1, seconds=0)  # warmed
+        run_load(url, proc.pid, scenarios, sessions=1, seconds=0, min_runs=len(scenarios))  # warm-up
+        single = run_load(url, proc.pid, scenarios, sessions=1, seconds=0, min_runs=len(scenarios))
         many = run_load(url, proc.pid, scenarios, sessions=args.sessions, seconds=args.seconds)
     finally:
         proc.terminate()

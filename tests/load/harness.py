@@ -121,12 +121,18 @@ async def _check_page(page: object) -> None:
 
 
 async def _user(
-    browser: object, base_url: str, scenarios: list[Scenario], index: int, deadline: float, result: LoadResult
+    browser: object,
+    base_url: str,
+    scenarios: list[Scenario],
+    index: int,
+    deadline: float,
+    result: LoadResult,
+    min_runs: int,
 ) -> None:
     context = await browser.new_context(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
     k = index
     try:
-        while k == index or time.monotonic() < deadline:  # every user runs at least one scenario
+        while k - index < min_runs or time.monotonic() < deadline:
             scenario = scenarios[k % len(scenarios)]
             k += 1
             page = await context.new_page()
@@ -146,7 +152,7 @@ async def _user(
 
 
 async def _run(
-    base_url: str, scenarios: list[Scenario], sessions: int, seconds: float, result: LoadResult
+    base_url: str, scenarios: list[Scenario], sessions: int, seconds: float, result: LoadResult, min_runs: int
 ) -> None:
     from playwright.async_api import async_playwright
 
@@ -155,20 +161,27 @@ async def _run(
         deadline = time.monotonic() + seconds
         try:
             await asyncio.gather(
-                *[_user(browser, base_url, scenarios, i, deadline, result) for i in range(sessions)]
+                *[_user(browser, base_url, scenarios, i, deadline, result, min_runs) for i in range(sessions)]
             )
         finally:
             await browser.close()
 
 
 def run_load(
-    base_url: str, server_pid: int, scenarios: list[Scenario], *, sessions: int, seconds: float
+    base_url: str,
+    server_pid: int,
+    scenarios: list[Scenario],
+    *,
+    sessions: int,
+    seconds: float,
+    min_runs: int = 1,
 ) -> LoadResult:
-    """Run ``sessions`` concurrent users for ``seconds`` (each finishes its current scenario)."""
+    """Run ``sessions`` concurrent users for ``seconds``; each user runs at least ``min_runs``
+    scenarios (user *i* starts at scenario *i*, round robin) and finishes the one it is in."""
     result = LoadResult(sessions=sessions, seconds=seconds)
     start = time.monotonic()
     with MemorySampler(server_pid) as memory:
-        asyncio.run(_run(base_url, scenarios, sessions, seconds, result))
+        asyncio.run(_run(base_url, scenarios, sessions, seconds, result, min_runs))
     result.seconds = time.monotonic() - start
     result.peak_rss_mb = memory.peak
     return result
