@@ -83,51 +83,16 @@ def _cold_start(starter, marker: str) -> dict:
     return {"healthy_s": healthy, "first_page_s": rendered}
 
 
-def _start_plain(script_dir: Path):
-    import conftest
-
-    port = conftest._free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            str(script_dir / "hello.py"),
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--server.headless",
-            "true",
-            "--browser.gatherUsageStats",
-            "false",
-        ],
-        cwd=script_dir,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    import urllib.request
-
-    for _ in range(600):
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                return proc, url
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError("plain streamlit did not start")
-
-
 def main() -> None:
+    from conftest import start_app
+
     results: dict[str, object] = {}
     results["memory_all_defaults"] = _json_of(LOAD_ALL)
     results["memory_torch_only"] = _json_of(TORCH_ONLY)
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "hello.py").write_text("import streamlit as st\nst.title('hello world')\n")
-        results["cold_start_plain_streamlit"] = _cold_start(lambda: _start_plain(Path(tmp)), "hello world")
-    from conftest import start_app
-
+        hello = Path(tmp) / "hello.py"
+        results["cold_start_plain_streamlit"] = _cold_start(lambda: start_app(script=hello), "hello world")
     results["cold_start_lucid"] = _cold_start(start_app, "Compute device")
     mem = results["memory_all_defaults"]
     print(f"{'figure':45s} {'ours':>10s} {'baseline':>10s} {'ratio':>7s}")

@@ -78,8 +78,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_app(env_extra: dict | None = None, timeout: float = 120):
-    """Start the real app on a free loopback port; returns (process, url) once /_stcore/health is ok."""
+def start_app(env_extra: dict | None = None, timeout: float = 120, script=None):
+    """Start the real app (or another Streamlit ``script``) on a free loopback port.
+
+    Returns (process, url) once /_stcore/health answers ok.
+    """
     import subprocess
     import sys
     import time
@@ -93,7 +96,7 @@ def start_app(env_extra: dict | None = None, timeout: float = 120):
             "-m",
             "streamlit",
             "run",
-            "app.py",
+            str(script or ROOT / "app.py"),
             "--server.port",
             str(port),
             "--server.address",
