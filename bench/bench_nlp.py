@@ -32,19 +32,10 @@ import shap  # noqa: E402
 import torch  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
 
+from bench.timing import median_time  # noqa: E402
 from models.nlp import DEFAULT_MODEL, load_reviews, stratified_sample, stratified_split  # noqa: E402
 from services.nlp import NLPService, normalise_word  # noqa: E402
 from services.nlp_explain import explain_words, split_words  # noqa: E402
-
-
-def median_time(fn, runs: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def top_words(words: list[str], values: np.ndarray, k: int = 3) -> list[str]:

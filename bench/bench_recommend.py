@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -25,18 +24,9 @@ import numpy as np  # noqa: E402
 import shap  # noqa: E402
 import xgboost as xgb  # noqa: E402
 
+from bench.timing import median_time  # noqa: E402
 from services.recommend import K, _popularity_top, train_recommender  # noqa: E402
 from services.recommend_data import movielens_interaction_data  # noqa: E402
-
-
-def median_time(fn, runs: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:

@@ -20,9 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,6 +31,7 @@ import shap  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image, ImageOps  # noqa: E402
 
+from bench.timing import timed_runs  # noqa: E402
 from models.vision import imagenet_class_names, load_efficientnet_lite0  # noqa: E402
 from services.imaging import (  # noqa: E402
     FineTuneConfig,
@@ -47,16 +46,6 @@ from services.imaging import (  # noqa: E402
     shap_heatmap,
 )
 from services.vision import DEFAULT_SHAP_EVALS, sample_images  # noqa: E402
-
-
-def median_time(fn, runs: int) -> tuple[float, object]:
-    result = fn()  # warm-up
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
 
 
 def bench_images(n: int) -> list[Image.Image]:
@@ -98,8 +87,8 @@ def classification(args: argparse.Namespace) -> dict:
     def batched() -> list[int]:
         return [int(i) for i in clf.predict_images(images).argmax(axis=1)]
 
-    t_loop, top_loop = median_time(per_image_loop, args.runs)
-    t_ours, top_ours = median_time(batched, args.runs)
+    t_loop, top_loop = timed_runs(per_image_loop, args.runs)
+    t_ours, top_ours = timed_runs(batched, args.runs)
     agree = float(np.mean(np.asarray(top_loop) == np.asarray(top_ours)))
     return {
         "images": len(images),
@@ -126,9 +115,9 @@ def explanations(clf: ImageClassifier, args: argparse.Namespace) -> dict:
             result = explainer(view[None].astype(np.float32), silent=True)  # max_evals=500, batch_size auto
             return np.asarray(result.values[0]).reshape(view.shape).sum(axis=-1)
 
-        t_ours, expl = median_time(ours, 1)
-        t_default, default_map = median_time(shap_defaults, 1)
-        t_cam, cam = median_time(
+        t_ours, expl = timed_runs(ours, 1)
+        t_default, default_map = timed_runs(shap_defaults, 1)
+        t_cam, cam = timed_runs(
             lambda view=view, k=k: gradcam(clf.model, clf.preprocessing, view, k, layer="bn2", lock=clf.lock),
             max(3, args.runs),
         )
