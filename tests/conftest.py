@@ -124,9 +124,26 @@ def start_app(env_extra: dict | None = None, timeout: float = 120, script=None):
 
 
 @pytest.fixture(scope="session")
-def live_app_process():
+def live_model_dir(tmp_path_factory):
+    """The model store of the live app: the quick defaults built once, before the server starts, so
+    that concurrent sessions measure serving rather than a first-time build on a fresh machine."""
+    from services.finance import FinanceService
+    from services.medical import ensure_default_models as medical_defaults
+    from services.recommend import ensure_default_models as recommend_defaults
+    from services.store import ModelStore
+
+    root = tmp_path_factory.mktemp("live-models")
+    store = ModelStore(root)
+    FinanceService(store).load("german_credit")
+    medical_defaults(store=store)
+    recommend_defaults(store=store)
+    return root
+
+
+@pytest.fixture(scope="session")
+def live_app_process(live_model_dir):
     """(process, URL) of the real app served on loopback for the whole test session."""
-    proc, url = start_app()
+    proc, url = start_app({"LUCID_MODEL_DIR": str(live_model_dir)})
     yield proc, url
     proc.terminate()
     try:

@@ -14,18 +14,19 @@ pytestmark = [
 ]
 
 
-def scenarios_ready() -> list:
-    """Every page's scenario; the review-sentiment page only once its default model is built
-    (building it is a one-off of about 15 minutes on 2 cores, done by `make models`)."""
+def scenarios_ready(model_dir=None) -> list:
+    """Every page's scenario; the review-sentiment page only once its default model is built in the
+    server's model store (building it is a one-off of about 15 minutes on 2 cores, by `make models`)."""
     from services.nlp import NLPService
+    from services.store import ModelStore
 
-    ready = NLPService().default_ready()
+    ready = NLPService(ModelStore(model_dir) if model_dir else None).default_ready()
     return [s for name, s in SCENARIOS.items() if name != "nlp" or ready]
 
 
-def test_twenty_concurrent_sessions_across_pages_without_errors(live_app_process):
+def test_twenty_concurrent_sessions_across_pages_without_errors(live_app_process, live_model_dir):
     proc, url = live_app_process
-    scenarios = scenarios_ready()
+    scenarios = scenarios_ready(live_model_dir)
     result = run_load(url, proc.pid, scenarios, sessions=20, seconds=0)
     assert result.errors == []
     assert sum(len(v) for v in result.times.values()) >= 20
