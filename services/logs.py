@@ -7,6 +7,8 @@ import logging
 import os
 import sys
 import time
+import traceback
+from pathlib import Path
 
 
 class JsonFormatter(logging.Formatter):
@@ -19,6 +21,9 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info and record.exc_info[0] is not None:
             entry["error_type"] = record.exc_info[0].__name__
+            frames = traceback.extract_tb(record.exc_info[2])
+            if frames:  # where in the code, never the values involved
+                entry["where"] = f"{Path(frames[-1].filename).name}:{frames[-1].lineno}"
         return json.dumps(entry)
 
 

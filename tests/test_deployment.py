@@ -91,5 +91,6 @@ def test_logs_are_json_without_user_data():
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert len(lines) == 1  # expected errors are shown to the user, not logged as failures
     assert lines[0]["level"] == "ERROR" and lines[0]["error_type"] == "ValueError"
+    assert lines[0]["where"].startswith("test_deployment.py:")
     assert "scoring applicants" in lines[0]["message"]
     assert "John Smith" not in stream.getvalue() and "DE89" not in stream.getvalue()

@@ -27,11 +27,7 @@ def guard(action: str) -> Iterator[None]:
         yield
     except LucidError as exc:
         st.error(str(exc), icon=":material/error:")
-    except st.runtime.scriptrunner.StopException:  # pragma: no cover - Streamlit control flow
-        raise
-    except Exception as exc:  # noqa: BLE001 - the boundary must catch everything
-        if type(exc).__name__ in ("StopException", "RerunException", "RerunData"):
-            raise
+    except Exception as exc:  # noqa: BLE001 - the boundary catches everything (st.stop/st.rerun are not Exceptions)
         log.error("unexpected error while %s: %s", action, type(exc).__name__, exc_info=True)
         st.error(
             f"Something went wrong while {action}. Your data is unchanged; "
