@@ -43,11 +43,11 @@ with left:
     st.markdown(f"**Device:** {info.name}")
     if info.memory_gb:
         st.markdown(f"**GPU memory:** {info.memory_gb} GB")
-    st.markdown(
-        "**Precision:** "
-        + ("half precision (float16) for inference" if info.half_precision else "full precision (float32)")
+    st.markdown(f"**Precision:** {info.precision} for inference and training (weights kept in float32)")
+    st.caption(
+        "Set the environment variable LUCID_DEVICE to cpu, cuda or mps to force a device, and "
+        "LUCID_PRECISION to fp32, bf16 or fp16 to force a precision."
     )
-    st.caption("Set the environment variable LUCID_DEVICE to cpu, cuda or mps to force a device.")
 with right:
     versions = library_versions()
     st.markdown("**Key libraries**")

@@ -30,7 +30,7 @@ import torch
 
 from models.assets import Asset
 from models.registry import ModelRegistry
-from services.device import resolve_device
+from services.device import autocast, inference_dtype, needs_grad_scaler, resolve_device, training_dtype
 from services.errors import InvalidInputError, TrainingCancelled, TrainingError
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -202,7 +202,9 @@ class TextClassifier:
     """A transformer sequence classifier with its tokenizer, labels and inference settings.
 
     Loading and inference are thread-safe (one lock per instance) so one instance can serve every
-    session of the app.
+    session of the app. Inference computes in the device's precision
+    (:func:`services.device.inference_dtype`: float16 on CUDA, bfloat16 on CPUs with AMX) unless
+    ``precision`` forces one (``"fp32"``, ``"bf16"``, ``"fp16"``); an int8 copy computes in int8/float32.
 
     Example:
         >>> clf = TextClassifier.load(folder)
@@ -217,12 +219,14 @@ class TextClassifier:
         *,
         max_length: int = 128,
         device: torch.device | None = None,
+        precision: str | None = None,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.labels = [str(x) for x in labels]
         self.max_length = int(max_length)
         self.device = device or resolve_device()
+        self.precision = precision
         self.quantized = False
         self.lock = threading.RLock()
         self.model.to(self.device)
@@ -294,6 +298,15 @@ class TextClassifier:
 
     # -- inference -------------------------------------------------------------------------
 
+    @property
+    def compute_dtype(self) -> torch.dtype:
+        """The precision the forward pass computes in (float32 for the int8 copy's float parts)."""
+        return torch.float32 if self.quantized else inference_dtype(self.device, self.precision)
+
+    def autocast(self):
+        """Context manager running the model in :attr:`compute_dtype`."""
+        return autocast(self.device, self.compute_dtype)
+
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids of each text (with [CLS]/[SEP]), truncated to ``max_length``."""
         enc = self.tokenizer(
@@ -317,23 +330,20 @@ class TextClassifier:
         """Logits (float32, on the CPU) for token-id sequences, in their original order.
 
         Sequences are grouped by length into token-budget batches; inference runs under
-        ``torch.inference_mode()`` and, on CUDA, in half precision through autocast.
+        ``torch.inference_mode()`` in :attr:`compute_dtype`.
         """
         out = np.zeros((len(sequences), len(self.labels)), dtype=np.float32)
         if not len(sequences):
             return out
         batches = token_budget_batches([len(s) for s in sequences], max_tokens, max_batch)
         done = 0
-        with self.lock, torch.inference_mode():
+        with self.lock, torch.inference_mode(), self.autocast():
             for batch in batches:
                 if should_stop is not None and should_stop():
                     raise TrainingCancelled("Scoring was stopped.")
                 ids, mask = pad_batch([sequences[i] for i in batch], self.pad_id)
                 ids, mask = ids.to(self.device), mask.to(self.device)
-                with torch.autocast(
-                    self.device.type, dtype=torch.float16, enabled=self.device.type == "cuda"
-                ):
-                    logits = self.model(input_ids=ids, attention_mask=mask).logits
+                logits = self.model(input_ids=ids, attention_mask=mask).logits
                 out[batch] = logits.float().cpu().numpy()
                 done += len(batch)
                 if progress is not None:
@@ -375,7 +385,9 @@ def fine_tune(
 ) -> TrainingHistory:
     """Fine-tune the whole classifier (encoder and head) with AdamW and a linear warm-up/decay schedule.
 
-    Batches are length-bucketed; on CUDA the forward pass runs under autocast with a GradScaler.
+    Batches are length-bucketed; the forward pass runs in mixed precision where the device has it
+    (:func:`services.device.training_dtype`: float16 with a GradScaler on CUDA, bfloat16 on CPUs with
+    AMX); the weights and optimiser state stay float32.
 
     Args:
         clf: the classifier to train in place.
@@ -416,8 +428,8 @@ def fine_tune(
     ]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_fraction * total), total)
-    use_amp = device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    dtype = training_dtype(device, clf.precision)
+    scaler = torch.amp.GradScaler(device.type, enabled=needs_grad_scaler(dtype))
     history = TrainingHistory()
     start = time.perf_counter()
     step = 0
@@ -430,7 +442,7 @@ def fine_tune(
                         raise TrainingCancelled("Training was stopped; nothing was saved.")
                     ids, mask = pad_batch([encoded[i] for i in batch], clf.pad_id)
                     target = torch.as_tensor(labels_arr[batch], device=device)
-                    with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+                    with autocast(device, dtype):
                         logits = clf.model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
                         loss = torch.nn.functional.cross_entropy(logits.float(), target)
                     if not torch.isfinite(loss):

@@ -60,7 +60,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from services.data import IMAGE_EXTENSIONS, read_image, read_table, read_zip
-from services.device import inference_dtype, resolve_device
+from services.device import autocast, inference_dtype, needs_grad_scaler, resolve_device, training_dtype
 from services.errors import (
     ExplanationError,
     InvalidInputError,
@@ -204,6 +204,8 @@ class ImageClassifier:
         batch_size: images per forward pass.
         activation: ``"softmax"`` (logits in, probabilities out), ``"sigmoid"``, or ``"none"`` when
             the model already returns probabilities.
+        precision: ``"fp32"``, ``"bf16"``, ``"fp16"`` or ``None`` for the device's default
+            (:func:`services.device.inference_dtype`).
 
     Example:
         >>> clf = ImageClassifier(model, ImagePreprocessing.from_model(model), names)
@@ -219,8 +221,10 @@ class ImageClassifier:
         device: torch.device | str | None = None,
         batch_size: int = 16,
         activation: Literal["softmax", "sigmoid", "none"] = "softmax",
+        precision: str | None = None,
     ) -> None:
         self.model = model
+        self.precision = precision
         self.preprocessing = preprocessing
         self.class_names = [str(c) for c in class_names]
         self._device_request = device
@@ -260,19 +264,14 @@ class ImageClassifier:
         with self.lock:
             self._prepare()
             device = self.device
-            dtype = inference_dtype(device)
+            dtype = inference_dtype(device, self.precision)
             outputs = []
-            with torch.inference_mode():
+            with torch.inference_mode(), autocast(device, dtype):
                 for start in range(0, len(arr), self.batch_size):
                     x = self.preprocessing.to_tensor(arr[start : start + self.batch_size]).to(device)
                     if device.type == "cpu":
                         x = x.contiguous(memory_format=torch.channels_last)
-                    if device.type == "cuda":
-                        with torch.autocast("cuda", dtype=dtype):
-                            logits = self.model(x)
-                    else:
-                        logits = self.model(x)
-                    outputs.append(self._activate(logits).cpu().numpy())
+                    outputs.append(self._activate(self.model(x)).cpu().numpy())
         return np.concatenate(outputs, axis=0).astype(np.float32) if outputs else np.zeros((0, 0), np.float32)
 
     def predict_images(self, images: Sequence[Image.Image | np.ndarray]) -> np.ndarray:
@@ -1067,7 +1066,8 @@ def fine_tune(
     The data is split stratified into train/validation/test (or the split it came with is used
     when every class appears in train and test); the classifier head is replaced for the new
     classes (``model.reset_classifier``); training uses AdamW with cosine decay, standard
-    augmentation, and on CUDA mixed precision (autocast + GradScaler). After each epoch the
+    augmentation, and mixed precision where the device has it (float16 autocast + GradScaler on
+    CUDA, bfloat16 autocast on CPUs with AMX; weights stay float32). After each epoch the
     validation accuracy is measured and the best epoch's weights are kept; the test metrics are
     measured once, at the end, on images never used for training or model selection.
 
@@ -1121,8 +1121,8 @@ def fine_tune(
     steps_per_epoch = max(1, math.ceil(len(parts["train"]) / batch_size))
     total_steps = steps_per_epoch * max(1, config.epochs)
     scheduler = one_cycle_schedule(optimizer, config.lr(), total_steps)
-    use_amp = device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    dtype = training_dtype(device)
+    scaler = torch.amp.GradScaler(device.type, enabled=needs_grad_scaler(dtype))
     loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     train_tf = (
         preprocessing.train_transform(vflip=0.5 if config.vflip else 0.0)
@@ -1145,11 +1145,10 @@ def fine_tune(
     def predict(views: np.ndarray) -> np.ndarray:
         model.eval()
         out = []
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(device, dtype):
             for start in range(0, len(views), 64):
                 x = preprocessing.to_tensor(views[start : start + 64]).to(device)
-                with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                    out.append(model(x).float().argmax(dim=1).cpu().numpy())
+                out.append(model(x).float().argmax(dim=1).cpu().numpy())
         return np.concatenate(out)
 
     history: list[dict[str, float]] = []
@@ -1171,7 +1170,7 @@ def fine_tune(
             x = _stack([_train_tensor(train_tf, data.images[i], generator) for i in batch_idx]).to(device)
             target = torch.as_tensor(y[batch_idx], device=device)
             optimizer.zero_grad(set_to_none=True)
-            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+            with autocast(device, dtype):
                 logits = forward(x)
                 loss = loss_fn(logits.float(), target)
             scaler.scale(loss).backward()

@@ -151,11 +151,10 @@ def fixed_length_log_odds(clf: TextClassifier, target: int, batch_size: int = 64
     def f(rows: np.ndarray) -> np.ndarray:
         rows = np.asarray(rows, dtype=np.int64)
         out = np.zeros(len(rows), dtype=np.float64)
-        with clf.lock, torch.inference_mode():
+        with clf.lock, torch.inference_mode(), clf.autocast():
             for start in range(0, len(rows), batch_size):
                 ids = torch.as_tensor(rows[start : start + batch_size], device=clf.device)
-                with torch.autocast(clf.device.type, dtype=torch.float16, enabled=clf.device.type == "cuda"):
-                    logits = clf.model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits
+                logits = clf.model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits
                 out[start : start + len(ids)] = class_log_odds(logits.float().cpu().numpy(), target)
         return out
 

@@ -1,7 +1,15 @@
 import pytest
 import torch
 
-from services.device import describe_device, inference_dtype, resolve_device, xgboost_device
+from services.device import (
+    autocast,
+    cpu_has_bf16_matrix_units,
+    describe_device,
+    inference_dtype,
+    needs_grad_scaler,
+    resolve_device,
+    xgboost_device,
+)
 from services.errors import InvalidInputError
 
 
@@ -39,14 +47,57 @@ def test_missing_cuda_is_a_clear_error(monkeypatch):
         resolve_device("cuda")
 
 
-def test_half_precision_only_on_cuda():
+def test_auto_precision_per_device(monkeypatch):
+    monkeypatch.delenv("LUCID_PRECISION", raising=False)
     assert inference_dtype(torch.device("cuda")) == torch.float16
-    assert inference_dtype(torch.device("cpu")) == torch.float32
     assert inference_dtype(torch.device("mps")) == torch.float32
+    monkeypatch.setattr("services.device.cpu_has_bf16_matrix_units", lambda: True)
+    assert inference_dtype(torch.device("cpu")) == torch.bfloat16
+    monkeypatch.setattr("services.device.cpu_has_bf16_matrix_units", lambda: False)
+    assert inference_dtype(torch.device("cpu")) == torch.float32
 
 
-def test_describe_device(device):
+def test_precision_forced_by_env_and_argument(monkeypatch):
+    monkeypatch.setenv("LUCID_PRECISION", "fp32")
+    assert inference_dtype(torch.device("cuda")) == torch.float32
+    assert inference_dtype(torch.device("cpu"), "bf16") == torch.bfloat16
+    monkeypatch.setenv("LUCID_PRECISION", "bf16")
+    assert inference_dtype(torch.device("cpu")) == torch.bfloat16
+
+
+@pytest.mark.parametrize(("kind", "bad"), [("cpu", "fp16"), ("cpu", "int4"), ("mps", "bf16")])
+def test_impossible_precision_is_a_clear_error(kind, bad):
+    with pytest.raises(InvalidInputError, match="precision|fp32|fp16"):
+        inference_dtype(torch.device(kind), bad)
+
+
+def test_grad_scaler_only_for_float16():
+    assert needs_grad_scaler(torch.float16)
+    assert not needs_grad_scaler(torch.bfloat16)
+    assert not needs_grad_scaler(torch.float32)
+
+
+def test_autocast_runs_linear_layers_in_the_chosen_precision():
+    layer = torch.nn.Linear(8, 4)
+    x = torch.randn(3, 8)
+    with autocast(torch.device("cpu"), torch.bfloat16):
+        assert layer(x).dtype == torch.bfloat16
+    with autocast(torch.device("cpu"), torch.float32):
+        assert layer(x).dtype == torch.float32
+
+
+def test_bfloat16_is_chosen_only_where_the_cpu_has_matrix_units(monkeypatch):
+    monkeypatch.delenv("LUCID_PRECISION", raising=False)
+    expected = torch.bfloat16 if cpu_has_bf16_matrix_units() else torch.float32
+    assert inference_dtype(torch.device("cpu")) == expected
+
+
+def test_describe_device(device, monkeypatch):
+    monkeypatch.delenv("LUCID_PRECISION", raising=False)
     info = describe_device(torch.device(device))
     assert info.type == device
     assert info.name
-    assert info.half_precision == (device == "cuda")
+    expected = {"cuda": "float16", "mps": "float32"}.get(
+        device, "bfloat16" if cpu_has_bf16_matrix_units() else "float32"
+    )
+    assert info.precision == expected
