@@ -13,8 +13,10 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import os
 import re
 import threading
 import time
@@ -43,7 +45,7 @@ from models.nlp import (
     stratified_sample,
     stratified_split,
 )
-from services.data import decode_text, read_table, to_safe_csv
+from services.data import decode_text, read_table
 from services.device import resolve_device
 from services.errors import InvalidInputError, ModelNotFoundError, TrainingCancelled
 from services.explain import check_additivity
@@ -114,20 +116,17 @@ def build_default_model(
     y_train_all = np.array([classes.index(v) for v in labels[train_idx]])
     full_base = tfidf_baseline_proba([texts[i] for i in train_idx], y_train_all, test_texts, len(classes))
     full_baseline = classification_metrics(y_test, full_base, classes)
+    clf = result.classifier
+    float32_metrics: dict[str, Any] | None = None
+    if clf.compute_dtype != torch.float32:
+        if progress:
+            progress(0.89, "Measuring the same model in full precision (float32) on the test texts")
+        float32_metrics = metrics_in_precision(clf, "fp32", test_texts, y_test, result.test_predictions)
     if progress:
         progress(0.9, "Measuring the int8 (quantised) option on the test texts")
-    int8 = result.classifier.quantized_copy() if result.classifier.device.type == "cpu" else None
     int8_metrics: dict[str, Any] | None = None
-    if int8 is not None:
-        q_proba = softmax(int8.predict_logits(test_texts))
-        q = classification_metrics(y_test, q_proba, classes)
-        agreement = float((q_proba.argmax(1) == result.test_predictions.argmax(1)).mean())
-        int8_metrics = {
-            "accuracy": q["accuracy"],
-            "macro_f1": q["macro_f1"],
-            "roc_auc": q["roc_auc"],
-            "agreement_with_float": agreement,
-        }
+    if clf.device.type == "cpu":
+        int8_metrics = _metrics_of(clf.quantized_copy(), test_texts, y_test, result.test_predictions)
     meta = result.metadata()
     meta.update(
         {
@@ -136,6 +135,7 @@ def build_default_model(
             "data_hash": data_hash("\n".join(texts), "\n".join(labels.tolist())),
             "baseline_all_training_texts": {k: full_baseline[k] for k in ("accuracy", "macro_f1", "roc_auc")},
             "baseline_all_training_n": int(len(train_idx)),
+            "float32_metrics": float32_metrics,
             "int8_metrics": int8_metrics,
         }
     )
@@ -146,6 +146,33 @@ def build_default_model(
     if progress:
         progress(1.0, "Default model ready")
     return saved
+
+
+def _metrics_of(
+    clf: TextClassifier, texts: Sequence[str], y: np.ndarray, served: np.ndarray
+) -> dict[str, float]:
+    """Test metrics of ``clf`` and how often it agrees with the served model's predictions ``served``."""
+    proba = softmax(clf.predict_logits(texts))
+    m = classification_metrics(y, proba, clf.labels)
+    return {
+        "accuracy": m["accuracy"],
+        "macro_f1": m["macro_f1"],
+        "roc_auc": m["roc_auc"],
+        "agreement_with_served": float((proba.argmax(1) == np.asarray(served).argmax(1)).mean()),
+    }
+
+
+def metrics_in_precision(
+    clf: TextClassifier, precision: str, texts: Sequence[str], y: np.ndarray, served: np.ndarray
+) -> dict[str, float]:
+    """:func:`_metrics_of` with ``clf`` computing in ``precision`` for the measurement only."""
+    with clf.lock:
+        before = clf.precision
+        clf.precision = precision
+        try:
+            return _metrics_of(clf, texts, y, served)
+        finally:
+            clf.precision = before
 
 
 def default_model_is_current(store: ModelStore | None = None) -> bool:
@@ -466,14 +493,24 @@ class NLPService:
             )
         card["Classes"] = ", ".join(meta.get("labels", []))
         card["Held-out test metrics"] = metrics_table(meta)
-        int8 = meta.get("int8_metrics")
-        if int8:
-            card["int8 option (faster on CPU), same test texts"] = {
-                "accuracy": int8["accuracy"],
-                "macro-F1": int8["macro_f1"],
-                "ROC AUC": int8["roc_auc"],
-                "agreement with the full-precision model": int8["agreement_with_float"],
-            }
+        precision = meta.get("precision", "float32")
+        card["Precision"] = (
+            f"Computes in {precision} here (weights stored in float32); the test metrics above were "
+            f"measured in {precision}."
+        )
+        for key, title in (
+            ("float32_metrics", "Same model in full precision (float32), same test texts"),
+            ("int8_metrics", "int8 option (faster on CPU), same test texts"),
+        ):
+            other = meta.get(key)
+            if other:
+                agreement = other.get("agreement_with_served", other.get("agreement_with_float"))
+                card[title] = {
+                    "accuracy": other["accuracy"],
+                    "macro-F1": other["macro_f1"],
+                    "ROC AUC": other["roc_auc"],
+                    f"agreement with the {precision} model": agreement,
+                }
         card["Training"] = (
             f"{meta.get('n_train', '?')} texts, {meta.get('train_steps', '?')} steps in "
             f"{meta.get('train_seconds', '?')} s; recipe {json.dumps(meta.get('config', {}))}"
@@ -781,7 +818,7 @@ def _cli_table(path: str, text_col: str | None) -> tuple[pd.DataFrame, str, str]
 
 
 def cli_run(command: str, args: Any) -> dict[str, Any]:
-    """Run ``train``, ``score`` or ``evaluate`` for the CLI; returns the JSON-ready summary."""
+    """Run ``train`` or ``evaluate`` for the CLI and return the summary (``score`` runs by partitions)."""
     service = NLPService()
     df, column, filename = _cli_table(args.data, getattr(args, "text_col", None))
     texts = column_texts(df, column)
@@ -814,36 +851,104 @@ def cli_run(command: str, args: Any) -> dict[str, Any]:
             raise InvalidInputError("Name an existing label column with --target.")
         metrics = service.evaluate(texts, df[args.target].tolist(), model)
         return {"model": model, **{k: v for k, v in metrics.items() if k != "per_class"}}
-    scores = service.score(texts, model, int8=args.int8, progress=_cli_progress)
-    out = scores.table.drop(columns=["text"])
-    out.insert(1, column, df[column].astype("string").fillna("").to_numpy())
-    if args.explain:
-        tops = []
-        for text in scores.table["text"]:
-            if not text:
-                tops.append("")
-                continue
-            analysis = service.analyse(text, model, max_evals=args.explain_evals)
-            table = analysis.word_table().sort_values("shap_value", key=np.abs, ascending=False).head(5)
-            tops.append(
-                "; ".join(f"{w} {v:+.3f}" for w, v in zip(table["word"], table["shap_value"], strict=True))
-            )
-        out["top_words"] = tops
-    from pathlib import Path
-
-    Path(args.out).write_bytes(to_safe_csv(out))
-    counts = scores.scored["label"].value_counts().to_dict()
-    return {
-        "model": model,
-        "out": args.out,
-        "rows": len(out),
-        "scored": int(len(scores.scored)),
-        "empty": scores.n_empty,
-        "truncated": scores.n_truncated,
-        "labels": {str(k): int(v) for k, v in counts.items()},
-        "texts_per_second": round(len(scores.scored) / max(scores.seconds, 1e-9), 1),
-    }
+    raise InvalidInputError(f"Unknown command '{command}'.")
 
 
 def _cli_progress(fraction: float, message: str) -> None:
     log.info("%3.0f%% %s", 100 * fraction, message)
+
+
+#: Texts per partition of a batch ``score``: explaining a text costs hundreds of model calls.
+DEFAULT_PARTITION_ROWS = 500
+
+
+@functools.lru_cache(maxsize=2)
+def _process_service(model_dir: str | None) -> NLPService:
+    """The service of this process (each batch worker loads a model once and keeps it)."""
+    return NLPService(ModelStore(model_dir) if model_dir else None)
+
+
+def score_input(args: Any) -> pd.DataFrame:
+    """CLI ``score``: one row per input row: ``row`` (its position), ``shown`` (the text column as
+    written to the output) and ``text`` (the cleaned text that is scored). The text column's name is
+    kept in ``attrs["text_column"]``.
+
+    The default model is built here if it is missing, and the model is looked up, so an unknown
+    name fails before any work is sent to workers.
+    """
+    df, column, _ = _cli_table(args.data, getattr(args, "text_col", None))
+    texts = column_texts(df, column)
+    if not texts:
+        raise InvalidInputError("There are no texts to score.")
+    if not any(texts):
+        raise InvalidInputError("Every text in the chosen column is empty.")
+    service = _process_service(os.environ.get("LUCID_MODEL_DIR"))
+    model = args.model or DEFAULT_MODEL
+    if model == DEFAULT_MODEL:
+        service.ensure_default(progress=_cli_progress)
+    service.stored(model)
+    frame = pd.DataFrame(
+        {
+            "row": np.arange(len(texts)),
+            "shown": df[column].astype("string").fillna("").to_numpy(),
+            "text": texts,
+        }
+    )
+    frame.attrs["text_column"] = column
+    return frame
+
+
+def _top_words(service: NLPService, text: str, model: str, max_evals: int | None) -> str:
+    """The five words with the largest |SHAP| of a text, as ``word +0.123; ...`` ('' for no text)."""
+    if not text:
+        return ""
+    analysis = service.analyse(text, model, max_evals=max_evals)
+    table = analysis.word_table().sort_values("shap_value", key=np.abs, ascending=False).head(5)
+    return "; ".join(f"{w} {v:+.3f}" for w, v in zip(table["word"], table["shap_value"], strict=True))
+
+
+def score_partition(
+    frame: pd.DataFrame, *, model: str | None, explain: bool, options: dict[str, Any]
+) -> pd.DataFrame:
+    """Score (and with ``explain`` add each text's top words by SHAP to) one partition of texts.
+
+    Columns: ``row``, ``shown``, ``status``, ``label``, ``p_<class>``..., ``score``, ``truncated``
+    and with ``explain`` ``top_words``; a partition of empty texts only is marked without a model call.
+    """
+    service = _process_service(os.environ.get("LUCID_MODEL_DIR"))
+    model = model or DEFAULT_MODEL
+    int8 = bool(options.get("int8", False))
+    texts = frame["text"].tolist()
+    if any(texts):
+        table = service.score(texts, model, int8=int8).table
+    else:
+        labels = service.load(model, int8=int8).labels
+        table = pd.DataFrame({"row": np.arange(len(texts)), "text": texts, "status": "empty", "label": ""})
+        for label in labels:
+            table[f"p_{label}"] = np.nan
+        table["score"] = table[f"p_{labels[-1]}"]
+        table["truncated"] = False
+    out = table.drop(columns=["text"])
+    out["row"] = frame["row"].to_numpy()
+    out.insert(1, "shown", frame["shown"].to_numpy())
+    if explain:
+        evals = options.get("explain_evals")
+        out["top_words"] = [_top_words(service, t, model, evals) for t in table["text"]]
+    return out
+
+
+def score_output(
+    frame: pd.DataFrame, scored: pd.DataFrame, args: Any, stats: Any
+) -> tuple[pd.DataFrame, dict]:
+    """The scored table under the text column's own name, and the counts of the summary."""
+    out = scored.rename(columns={"shown": frame.attrs["text_column"]})
+    done = scored["status"] == "scored"
+    counts = scored.loc[done, "label"].value_counts().to_dict()
+    return out, {
+        "model": args.model or DEFAULT_MODEL,
+        "scored": int(done.sum()),
+        "empty": int((scored["status"] == "empty").sum()),
+        "truncated": int(scored["truncated"].sum()),
+        "labels": {str(k): int(v) for k, v in counts.items()},
+        "texts_per_second": round(int(done.sum()) / max(stats.seconds, 1e-9), 1),
+    }

@@ -40,6 +40,7 @@ from models.nlp import (
     softmax,
     stratified_split,
 )
+from services.device import precision_name
 from services.errors import InvalidInputError
 
 MAX_CLASSES = 50
@@ -175,6 +176,7 @@ class TrainingResult:
             "validation": self.history.validation,
             "train_seconds": round(self.history.seconds, 1),
             "train_steps": self.history.steps,
+            "precision": precision_name(self.classifier.compute_dtype),
             "config": self.config.to_dict(),
             "trained_on": dt.date.today().isoformat(),
             **self.extra,
