@@ -18,7 +18,7 @@ from services.medical_io import Scan, load_scan, render_slice, to_png, window_op
 from services.medical_train import ScanTrainConfig, labelled_scans_from_zip
 from ui.plots import image_overlay
 from ui.report import Report
-from ui.widgets import downloads, guard, model_card
+from ui.widgets import downloads, guard, model_card, training_buttons
 
 SAMPLES = {
     "CT slice (pydicom CT_small.dcm)": ("dicom", "CT_small.dcm"),
@@ -299,7 +299,7 @@ with train_tab:
         "Upload a **zip of class folders** (e.g. `tumour/001.dcm`, `normal/002.dcm`; DICOM or PNG). "
         "Images are windowed as in the viewer, an ImageNet-pretrained EfficientNet-Lite0 is fine-tuned, "
         "and the result is measured on a held-out test split. When the DICOM files carry patient IDs, "
-        "each patient stays in one split. " + DISCLAIMER
+        "each patient stays in one split. Click Stop to cancel a run; nothing is saved then. " + DISCLAIMER
     )
     archive = st.file_uploader("Labelled scans (zip)", type=["zip"], key="medical_train_zip")
     c1, c2, c3, c4 = st.columns(4)
@@ -321,7 +321,13 @@ with train_tab:
     threshold = st.slider(
         "Decision threshold (sensitivity / specificity)", 0.05, 0.95, 0.5, key="medical_threshold"
     )
-    if st.button("Train", key="medical_train", type="primary", disabled=archive is None):
+    controls = training_buttons(
+        "medical_train_run",
+        train_key="medical_train",
+        stop_key="medical_train_stop",
+        disabled=archive is None,
+    )
+    if controls.start and archive is not None:
         with guard("training the model"), st.status("Training", expanded=True) as status:
             labelled = labelled_scans_from_zip(archive.getvalue(), window=window)
             st.write(
@@ -331,8 +337,12 @@ with train_tab:
             config = ScanTrainConfig(
                 epochs=int(epochs), image_size=int(size), threshold=float(threshold), mode=mode
             )
-            stored, trained = service.train(
-                labelled, new_name, config, progress=lambda f, m: bar.progress(min(f, 1.0), text=m)
+            stored, trained = controls.call(
+                service.train,
+                labelled,
+                new_name,
+                config,
+                progress=lambda f, m: bar.progress(min(f, 1.0), text=m),
             )
             st.session_state["medical_trained"] = {"name": stored.name, "metrics": trained.metrics}
             status.update(label=f"Saved as {stored.name}", state="complete")

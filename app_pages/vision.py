@@ -25,7 +25,7 @@ from services.vision import (
 from ui.plots import image_overlay
 from ui.report import Report
 from ui.vision_plots import confusion_matrix_figure, top_classes_bar, training_history_figure
-from ui.widgets import downloads, guard, model_card
+from ui.widgets import downloads, guard, model_card, training_buttons
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif", "zip"]
 SHAP_BUDGETS = [50, 100, 200, 300, 500]
@@ -111,12 +111,29 @@ def explanation_report(model: str, image_name: str, result: ImageExplanation, op
     return report.to_html()
 
 
-def batch_report(model: str, table: pd.DataFrame) -> str:
+def batch_report(model: str, table: pd.DataFrame, images: list[tuple[str, np.ndarray]]) -> str:
+    """The Batch tab's report: class counts, a gallery of thumbnails with their top class, all top 5s."""
     report = Report("Image classification results", subtitle=f"Model: {model} · {len(table)} images")
     counts = table["top1"].value_counts().rename_axis("predicted class").reset_index(name="images")
     report.add("Predicted classes", table=counts)
+    report.add_gallery(
+        "Gallery",
+        [
+            (arr, name, f"{row['top1']} ({row['probability']:.1%})")
+            for (name, arr), (_, row) in zip(images, table.iterrows(), strict=True)
+        ],
+        text="Each image with the class the model found most likely and its probability.",
+    )
     report.add("All predictions (top 5 each)", table=table.round(4))
     return report.to_html()
+
+
+@st.cache_data(show_spinner="Preparing the HTML report...", max_entries=8)
+def batch_report_html(
+    model: str, stamp: str, digest: str, _table: pd.DataFrame, _items: list[tuple[str, np.ndarray]]
+) -> str:
+    """The batch report, built once per model and set of images (its thumbnails take a while)."""
+    return batch_report(model, _table, _items)
 
 
 store_root = str(default_root())
@@ -169,12 +186,12 @@ else:
                 st.dataframe(pd.DataFrame({"skipped": decoded.problems}), hide_index=True, width="stretch")
 
 predictions: pd.DataFrame | None = None
+items_digest = ""
 if items:
     with guard("classifying the images"):
+        items_digest = digest_of(items)
         with st.spinner(f"Classifying {len(items)} image(s)..."):
-            predictions = classify_images(
-                service, model, model_stamp(service, model), digest_of(items), items
-            )
+            predictions = classify_images(service, model, model_stamp(service, model), items_digest, items)
         st.session_state["vision_predictions"] = predictions
 
 tab_classify, tab_explain, tab_batch, tab_train = st.tabs(["Classify", "Explain", "Batch", "Train your own"])
@@ -306,7 +323,9 @@ with tab_batch:
             "vision_batch_dl",
             table=predictions,
             table_name="predictions.csv",
-            report_html=batch_report(model, predictions),
+            report_html=batch_report_html(
+                model, model_stamp(service, model), items_digest, predictions, items
+            ),
             report_name="predictions.html",
         )
 
@@ -316,7 +335,7 @@ with tab_train:
         "Upload a **zip of class folders** (`cats/a.jpg`, `dogs/b.jpg`, ...; folders named `train`, `val` "
         "or `test` above them keep your own split) or a zip holding the images and a **CSV** with `file` "
         "and `label` columns. The images are split stratified into training, validation and test; the test "
-        "images are used only for the final scores."
+        "images are used only for the final scores. Click Stop to cancel a run; nothing is saved then."
     )
     train_zip = st.file_uploader("Labelled images (zip)", type=["zip"], key="vision_train_upload")
     c1, c2, c3 = st.columns(3)
@@ -334,6 +353,7 @@ with tab_train:
     vflip = c4.checkbox("Also flip vertically (microscopy, aerial photos)", key="vision_vflip")
     augment = c5.checkbox("Augment (random crops, flips, colour)", value=True, key="vision_augment")
     train_name = st.text_input("Save as", value="my-images", key="vision_train_name")
+    data = None
     if train_zip is not None:
         with guard("reading the training images"):
             data = labelled_images_from_zip(train_zip.getvalue())
@@ -342,33 +362,35 @@ with tab_train:
             if data.skipped:
                 st.warning(f"{len(data.skipped)} file(s) were skipped.", icon=":material/warning:")
                 st.dataframe(pd.DataFrame({"skipped": data.skipped}), hide_index=True, width="stretch")
-            if st.button(
-                "Train", key="vision_train_button", type="primary", icon=":material/model_training:"
-            ):
-                if not train_name.strip():
-                    raise InvalidInputError("Give the model a name.")
-                with st.status(f"Fine-tuning on {len(data)} images...", expanded=True) as status:
-                    bar = st.progress(0.0, text="Starting")
-                    seen_epochs: list[str] = []
+    controls = training_buttons(
+        "vision_train", train_key="vision_train_button", stop_key="vision_train_stop", disabled=data is None
+    )
+    if controls.start and data is not None:
+        with guard("training the model"):
+            if not train_name.strip():
+                raise InvalidInputError("Give the model a name.")
+            with st.status(f"Fine-tuning on {len(data)} images...", expanded=True) as status:
+                bar = st.progress(0.0, text="Starting")
+                seen_epochs: list[str] = []
 
-                    def report_progress(fraction: float, message: str) -> None:
-                        bar.progress(min(max(fraction, 0.0), 1.0), text=message)
-                        if "validation accuracy" in message and message not in seen_epochs:
-                            seen_epochs.append(message)
-                            st.write(message)
+                def report_progress(fraction: float, message: str) -> None:
+                    bar.progress(min(max(fraction, 0.0), 1.0), text=message)
+                    if "validation accuracy" in message and message not in seen_epochs:
+                        seen_epochs.append(message)
+                        st.write(message)
 
-                    config = FineTuneConfig(
-                        mode=mode, epochs=int(epochs), image_size=int(size), vflip=vflip, augment=augment
-                    )
-                    result = service.train(data, train_name, config, progress=report_progress)
-                    status.update(label=f"Saved as '{train_name.strip()}'", state="complete")
-                st.session_state["vision_trained"] = {
-                    "name": train_name.strip(),
-                    "metrics": result.metrics,
-                    "history": result.history,
-                    "split": result.split_sizes,
-                }
-                st.rerun()  # so the model list at the top includes the new model
+                config = FineTuneConfig(
+                    mode=mode, epochs=int(epochs), image_size=int(size), vflip=vflip, augment=augment
+                )
+                result = controls.call(service.train, data, train_name, config, progress=report_progress)
+                status.update(label=f"Saved as '{train_name.strip()}'", state="complete")
+            st.session_state["vision_trained"] = {
+                "name": train_name.strip(),
+                "metrics": result.metrics,
+                "history": result.history,
+                "split": result.split_sizes,
+            }
+            st.rerun()  # so the model list at the top includes the new model
     trained = st.session_state.get("vision_trained")
     if trained is not None:
         metrics = trained["metrics"]

@@ -1,30 +1,43 @@
-"""Small Streamlit widgets shared by the pages: the error boundary, model cards, downloads."""
+"""Small Streamlit widgets shared by the pages: the error boundary, model cards, downloads and the
+Train / Stop buttons of a training run."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import pandas as pd
 import streamlit as st
 
 from services.data import to_safe_csv
-from services.errors import LucidError
+from services.errors import LucidError, TrainingCancelled
 
 log = logging.getLogger("lucid.pages")
+
+T = TypeVar("T")
+
+TRAINING_STOPPED = "Training was stopped; nothing was saved."
+TRAINING_INTERRUPTED = (
+    "Training was stopped because the page changed while it ran (a setting or an upload was changed); "
+    "nothing was saved. Click Train to start again."
+)
 
 
 @contextlib.contextmanager
 def guard(action: str) -> Iterator[None]:
     """The page boundary: a service error becomes one friendly ``st.error``; nothing else leaks.
 
-    Known errors (:class:`LucidError`) show their own message. Anything unexpected is logged
+    Known errors (:class:`LucidError`) show their own message; a training run stopped on request
+    (:class:`TrainingCancelled`) shows :data:`TRAINING_STOPPED` as a warning. Anything unexpected is logged
     (type only, no user data) and shown as a short apology, never as a traceback.
     """
     try:
         yield
+    except TrainingCancelled:
+        st.warning(TRAINING_STOPPED, icon=":material/stop_circle:")
     except LucidError as exc:
         st.error(str(exc), icon=":material/error:")
     except Exception as exc:  # noqa: BLE001 - the boundary catches everything (st.stop/st.rerun are not Exceptions)
@@ -84,3 +97,117 @@ def downloads(
             key=f"{key}_report",
             icon=":material/description:",
         )
+
+
+# ------------------------------------------------------------------------------------------------
+# Train / Stop
+# ------------------------------------------------------------------------------------------------
+@dataclass
+class TrainingRun:
+    """What the session knows about a page's training run (kept in ``st.session_state``).
+
+    It is mutated in place, never re-assigned, while a run goes: every read or write of
+    ``st.session_state`` is a point where Streamlit may end the run, so clearing ``running`` the
+    moment the service returns must not go through it.
+    """
+
+    running: bool = False
+    stop_requested: bool = False
+
+
+class TrainingControls:
+    """The Train and Stop buttons of one training run, from :func:`training_buttons`.
+
+    How Stop works: a click makes Streamlit rerun the page, and Streamlit ends the run in progress at
+    its next interrupt point. :meth:`should_stop`, which the service polls before every training
+    step, reads the session state, which is such a point, so the old run ends inside the training
+    loop, before the service reaches its save step. The new run finds the training still marked
+    running and shows :data:`TRAINING_STOPPED` (or :data:`TRAINING_INTERRUPTED` when another widget
+    caused the rerun). When a stop is requested through :attr:`TrainingRun.stop_requested`,
+    :meth:`should_stop` returns true, the service raises :class:`TrainingCancelled` and
+    :func:`guard` shows the same message.
+    """
+
+    def __init__(self, key: str, start: bool) -> None:
+        self.key = key
+        self.start = start
+
+    @property
+    def run(self) -> TrainingRun:
+        return st.session_state[self.key]
+
+    def should_stop(self) -> bool:
+        """Polled by the training loop every step (see the class docstring)."""
+        return bool(st.session_state[self.key].stop_requested)
+
+    def call(self, train: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``train(*args, should_stop=self.should_stop, **kwargs)`` as this page's training run.
+
+        Raises whatever ``train`` raises (:class:`TrainingCancelled` included, for :func:`guard`).
+        If Streamlit ends the script inside ``train`` (Stop was clicked), the run stays marked as
+        running, which is how the next run knows it was stopped.
+        """
+        record = self.run
+        record.running = True
+        try:
+            result = train(*args, should_stop=self.should_stop, **kwargs)
+        except Exception:
+            record.running = record.stop_requested = False
+            raise
+        record.running = record.stop_requested = False  # before any Streamlit call: the model is saved
+        return result
+
+
+def _request_stop(key: str) -> None:
+    record = st.session_state.get(key)
+    if isinstance(record, TrainingRun) and record.running:
+        record.stop_requested = True
+
+
+def training_buttons(
+    key: str,
+    *,
+    train_key: str | None = None,
+    stop_key: str | None = None,
+    label: str = "Train",
+    disabled: bool = False,
+) -> TrainingControls:
+    """Train and Stop buttons side by side, and the message when the previous run was stopped.
+
+    ``key`` names the run's :class:`TrainingRun` in the session state; the buttons' keys default to
+    ``{key}_go`` and ``{key}_stop``. Pass the service call through :meth:`TrainingControls.call`
+    inside :func:`guard`:
+
+        controls = training_buttons("vision_train")
+        if controls.start:
+            with guard("training the model"):
+                result = controls.call(service.train, data, name, config, progress=report)
+    """
+    record = st.session_state.get(key)
+    if not isinstance(record, TrainingRun):
+        record = TrainingRun()
+        st.session_state[key] = record
+    go_col, stop_col, _ = st.columns([1, 1, 3])
+    start = go_col.button(
+        label,
+        key=train_key or f"{key}_go",
+        type="primary",
+        icon=":material/model_training:",
+        disabled=disabled,
+        width="stretch",
+    )
+    stop_col.button(
+        "Stop",
+        key=stop_key or f"{key}_stop",
+        icon=":material/stop:",
+        on_click=_request_stop,
+        args=(key,),
+        help="Stops the training run in progress; nothing is saved.",
+        width="stretch",
+    )
+    if record.running:  # the previous run ended inside the training loop
+        st.warning(
+            TRAINING_STOPPED if record.stop_requested else TRAINING_INTERRUPTED, icon=":material/stop_circle:"
+        )
+        record.running = record.stop_requested = False
+    return TrainingControls(key, bool(start) and not disabled)

@@ -160,3 +160,54 @@ def test_train_tab_trains_saves_and_lists_the_model(app_test, model_store):
     assert float(labels["Test accuracy"].rstrip("%")) >= 75.0
     assert labels["Majority-class baseline"] == "50.0%"
     assert model_store.exists("medical", "spots-page")
+
+
+def _spots_zip() -> bytes:
+    from builders import make_zip
+
+    from services.medical_io import to_png
+
+    rng = np.random.default_rng(0)
+    files = {}
+    for i in range(10):
+        for label in ("clear", "spot"):
+            image = rng.integers(0, 50, (48, 48, 3)).astype(np.uint8)
+            if label == "spot":
+                image[12:36, 12:36] = 240
+            files[f"{label}/{i}.png"] = to_png(image)
+    return make_zip(files)
+
+
+@pytest.mark.slow
+def test_stop_clicked_during_training_saves_nothing(app_test, model_store, monkeypatch, press_during_run):
+    import services.medical_train as medical_train
+    from ui.widgets import TRAINING_STOPPED
+
+    at = app_test(PAGE)
+    at.file_uploader(key="medical_train_zip").set_value(("cells.zip", _spots_zip(), "application/zip"))
+    at.run()
+    at.text_input(key="medical_train_name").set_value("stopped-scans")
+    at.number_input(key="medical_train_epochs").set_value(1)
+    at.select_slider(key="medical_train_size").set_value(64)
+    at.radio(key="medical_train_mode").set_value("head")
+    polls: list[int] = []
+    real_fine_tune = medical_train.fine_tune
+
+    def fine_tune_with_a_click(*args, should_stop, **kwargs):
+        def poll() -> bool:
+            polls.append(1)
+            if len(polls) == 2:  # the user clicks Stop during the second step
+                press_during_run(at, "medical_train_stop", release="medical_train")
+            return should_stop()
+
+        return real_fine_tune(*args, should_stop=poll, **kwargs)
+
+    monkeypatch.setattr(medical_train, "fine_tune", fine_tune_with_a_click)
+    at.button(key="medical_train").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert TRAINING_STOPPED in [w.value for w in at.warning]
+    assert len(polls) == 2
+    assert model_store.list("medical") == [] and not model_store.exists("medical", "stopped-scans")
+    assert "medical_trained" not in at.session_state
+    assert not any("stopped-scans" in e.label for e in at.expander)  # not on the Models tab
+    assert any("Model card:" in e.label for e in at.expander)

@@ -1,8 +1,12 @@
-"""The Vision page through AppTest: upload -> classify -> explain, batch, train your own, bad input."""
+"""The Vision page through AppTest: upload -> classify -> explain, batch and its report, train your own
+(and stop it), bad input."""
 
 from __future__ import annotations
 
+import base64
+import html
 import io
+import re
 import zipfile
 
 import numpy as np
@@ -11,6 +15,7 @@ from PIL import Image
 from skimage import data as skdata
 
 from services.explain import additivity_error, make_explanation
+from ui.widgets import TRAINING_STOPPED, TrainingRun
 
 CATS = {"tiger cat", "Egyptian cat", "tabby, tabby cat"}
 
@@ -126,3 +131,117 @@ def test_train_your_own_then_classify_with_it(app_test, model_store):
     at.selectbox(key="vision_model").set_value("colours").run()
     assert not at.exception and not _errors(at)
     assert set(at.session_state["vision_predictions"]["top1"]) <= {"red", "blue"}
+
+
+def _tiny_png(seed: int, size: int = 32) -> bytes:
+    return _png(np.random.default_rng(seed).integers(0, 255, (size, size, 3)).astype(np.uint8))
+
+
+def test_batch_report_has_a_gallery_of_thumbnails_with_escaped_names(
+    app_test, model_store, downloads_captured
+):
+    at = app_test("app_pages/vision.py")
+    at.radio(key="vision_source").set_value("Upload your own").run()
+    names = ["<script>alert(1)</script>.png", "b&w.png", "plain.png"]
+    at.file_uploader(key="vision_upload").set_value(
+        [(n, _tiny_png(i, 24 + 8 * i), "image/png") for i, n in enumerate(names)]
+    )
+    at.run()
+    assert not at.exception and not _errors(at)
+    predictions = at.session_state["vision_predictions"]
+    assert list(predictions["image"]) == names
+    report = downloads_captured["predictions.html"].decode("utf-8")
+    thumbnails = re.findall(r"<img src='data:image/jpeg;base64,([A-Za-z0-9+/=]+)'", report)
+    assert len(thumbnails) == len(names)
+    for encoded in thumbnails:
+        thumb = Image.open(io.BytesIO(base64.b64decode(encoded)))
+        assert thumb.format == "JPEG" and max(thumb.size) <= 160
+    for top1, probability in zip(predictions["top1"], predictions["probability"], strict=True):
+        assert f"{html.escape(top1)} ({probability:.1%})" in report
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;.png" in report and "<script>" not in report
+    assert "b&amp;w.png" in report
+    assert "Showing the first" not in report  # 3 images: not capped
+
+
+def _train_settings(at, name: str) -> None:
+    at.file_uploader(key="vision_train_upload").set_value(("shapes.zip", _class_zip(), "application/zip"))
+    at.run()
+    assert not at.exception and not _errors(at)
+    at.slider(key="vision_epochs").set_value(1)
+    at.select_slider(key="vision_image_size").set_value(96)
+    at.checkbox(key="vision_augment").uncheck()
+    at.text_input(key="vision_train_name").set_value(name)
+
+
+def _nothing_saved(model_store) -> bool:
+    folder = model_store.root / "vision"
+    return model_store.list("vision") == [] and (not folder.exists() or not any(folder.iterdir()))
+
+
+def test_stop_clicked_during_training_saves_nothing_and_the_page_still_works(
+    app_test, model_store, monkeypatch, press_during_run
+):
+    import services.vision as vision_service
+
+    at = app_test("app_pages/vision.py")
+    _train_settings(at, "stopped")
+    polls: list[int] = []
+    real_fine_tune = vision_service.fine_tune
+
+    def fine_tune_with_a_click(*args, should_stop, **kwargs):
+        def poll() -> bool:
+            polls.append(1)
+            if len(polls) == 2:  # the user clicks Stop during the second step
+                press_during_run(at, "vision_train_stop", release="vision_train_button")
+            return should_stop()
+
+        return real_fine_tune(*args, should_stop=poll, **kwargs)
+
+    monkeypatch.setattr(vision_service, "fine_tune", fine_tune_with_a_click)
+    at.button(key="vision_train_button").click().run(timeout=300)
+    assert not at.exception and not _errors(at)
+    assert TRAINING_STOPPED in [w.value for w in at.warning]
+    assert len(polls) == 2  # the run ended at the poll, inside the training loop
+    assert _nothing_saved(model_store)
+    assert "stopped" not in at.selectbox(key="vision_model").options
+    assert "vision_trained" not in at.session_state
+    # The page still works: the same settings train and save.
+    at.button(key="vision_train_button").click().run(timeout=300)
+    assert not at.exception and not _errors(at)
+    assert TRAINING_STOPPED not in [w.value for w in at.warning]
+    assert model_store.exists("vision", "stopped")
+
+
+def test_a_requested_stop_shows_the_message_and_saves_nothing(app_test, model_store):
+    at = app_test("app_pages/vision.py")
+    _train_settings(at, "not-saved")
+    at.session_state["vision_train"] = TrainingRun(stop_requested=True)
+    at.button(key="vision_train_button").click().run(timeout=300)
+    assert not at.exception and not _errors(at)
+    assert [w.value for w in at.warning if "Training" in w.value] == [TRAINING_STOPPED]
+    assert _nothing_saved(model_store)
+
+
+def test_service_stops_at_the_step_should_stop_says_and_saves_nothing(model_store):
+    from services.errors import TrainingCancelled
+    from services.imaging import FineTuneConfig, labelled_images_from_zip
+    from services.vision import VisionService
+
+    data = labelled_images_from_zip(_class_zip())
+    polls: list[int] = []
+    steps: list[str] = []
+
+    def stop_after_three_steps() -> bool:
+        polls.append(1)
+        return len(polls) > 3
+
+    with pytest.raises(TrainingCancelled):
+        VisionService(model_store).train(
+            data,
+            "halted",
+            FineTuneConfig(epochs=1, image_size=64, augment=False),
+            progress=lambda f, m: steps.append(m) if ": step " in m else None,
+            should_stop=stop_after_three_steps,
+        )
+    assert len(polls) == 4 and len(steps) == 3
+    assert _nothing_saved(model_store)
