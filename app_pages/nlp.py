@@ -23,7 +23,7 @@ from services.store import default_root
 from ui.nlp_plots import drivers_bar, loss_curve, score_histogram
 from ui.plots import confusion_matrix, text_highlight_html, token_bar
 from ui.report import Report
-from ui.widgets import downloads, guard, model_card
+from ui.widgets import downloads, guard, model_card, training_buttons
 
 EXAMPLE = (
     "I ordered this dress for a wedding. The colour is gorgeous and the fabric feels expensive, "
@@ -323,19 +323,16 @@ with tab_train:
                 "Learning rate", [1e-5, 2e-5, 3e-5, 5e-5, 1e-4], value=5e-5, key="nlp_train_lr"
             )
             new_name = c3.text_input("Save as", value="my-sentiment-model", key="nlp_train_name")
-            go_col, stop_col = st.columns([1, 1])
-            start = go_col.button(
-                "Train", type="primary", key="nlp_train_go", icon=":material/model_training:"
-            )
-            stop_col.button("Stop", key="nlp_train_stop", icon=":material/stop:")
-            if start:
+            controls = training_buttons("nlp_train_run", train_key="nlp_train_go", stop_key="nlp_train_stop")
+            if controls.start:
                 st.session_state.pop("nlp_trained", None)
                 with guard("training the model"):
                     if label_col not in train_frame.columns:
                         raise InvalidInputError(f"The file has no column '{label_col}'.")
                     texts = column_texts(train_frame, text_col)
                     bar = st.progress(0.0, text="Preparing")
-                    saved, result = service.train(
+                    saved, result = controls.call(
+                        service.train,
                         texts,
                         train_frame[label_col].tolist(),
                         new_name,
