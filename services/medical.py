@@ -17,7 +17,9 @@ Example:
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +39,7 @@ from models.medical import (
     PhydcmNet,
     load_keras_weights,
 )
-from services.data import is_zip, read_zip, to_safe_csv
+from services.data import is_zip, read_zip
 from services.device import resolve_device
 from services.errors import InvalidInputError, ModelNotFoundError
 from services.imaging import (
@@ -68,6 +70,9 @@ from services.medical_train import (
 from services.store import ModelStore, StoredModel, data_hash
 
 DOMAIN = "medical"
+# Scans are classified in float32 on every device, so the served outputs stay those of the validated
+# port (within 5e-6 of the original network); bfloat16 moves probabilities by about 1e-2.
+MEDICAL_PRECISION = "fp32"
 DISCLAIMER = "Research demo, not for clinical use."
 UNCALIBRATED_NOTE = (
     "These probabilities are the model's softmax outputs. They are uncalibrated unless the model "
@@ -137,7 +142,7 @@ def _out_of_domain_images() -> dict[str, np.ndarray]:
 def _phydcm_classifier(
     model: PhydcmNet, classes: list[str], device: torch.device | None = None
 ) -> ImageClassifier:
-    return ImageClassifier(model, PHYDCM_PREPROCESSING, classes, device=device)
+    return ImageClassifier(model, PHYDCM_PREPROCESSING, classes, device=device, precision=MEDICAL_PRECISION)
 
 
 def measure_demo_model(model: PhydcmNet, classes: list[str]) -> dict[str, Any]:
@@ -284,7 +289,9 @@ class MedicalService:
         temperature = float(loaded.metadata.get("temperature", 1.0))
         model = TemperatureScaled(loaded.model, temperature).eval()
         layer = dict(loaded.model.named_modules())[loaded.gradcam_layer or GRADCAM_LAYER]
-        classifier = ImageClassifier(model, loaded.preprocessing, loaded.class_names, device=self.device)
+        classifier = ImageClassifier(
+            model, loaded.preprocessing, loaded.class_names, device=self.device, precision=MEDICAL_PRECISION
+        )
         return MedicalModel(
             classifier,
             layer,
@@ -505,6 +512,9 @@ def ensure_default_models(progress: Progress = None, store: ModelStore | None = 
 # Command line
 # ----------------------------------------------------------------------------------------------
 
+#: The model ``score`` and ``evaluate`` use without ``--model``.
+DEFAULT_MODEL = "phydcm_brain_mri"
+
 
 def cli_add_arguments(command: str, parser: argparse.ArgumentParser) -> None:
     """Medical options: windowing, epochs, image size, threshold."""
@@ -531,7 +541,7 @@ def _files_from(data: bytes, filename: str) -> list[tuple[str, bytes]]:
 
 
 def cli_run(command: str, args: argparse.Namespace) -> dict[str, Any]:
-    """Run ``train``, ``score`` or ``evaluate`` for the command line."""
+    """Run ``train`` or ``evaluate`` for the command line (``score`` runs by partitions, below)."""
     from services.cli import read_input
 
     data, filename = read_input(args.data)
@@ -551,25 +561,76 @@ def cli_run(command: str, args: argparse.Namespace) -> dict[str, Any]:
             **_summary(result.metrics),
             "epoch_seconds": result.metrics["epoch_seconds"],
         }
-    name = args.model or "phydcm_brain_mri"
+    name = args.model or DEFAULT_MODEL
     if name not in service.model_names():
         raise ModelNotFoundError(name, service.model_names(), kind="medical model")
     if command == "evaluate":
         labelled = labelled_scans_from_zip(data, window=args.window or service.window_for(name))
         return {"model": name, **_summary(service.evaluate(labelled, name, threshold=args.threshold))}
-    if command == "score":
-        frame = service.score_files(_files_from(data, filename), name, explain=args.explain)
-        Path(args.out).write_bytes(to_safe_csv(frame))
-        counts = frame["prediction"].value_counts().to_dict() if "prediction" in frame else {}
-        return {
-            "model": name,
-            "scored": int((frame["error"] == "").sum()),
-            "failed": int((frame["error"] != "").sum()),
-            "predictions": counts,
-            "out": str(args.out),
-            "note": DISCLAIMER,
-        }
     raise InvalidInputError(f"Unknown command '{command}'.")
+
+
+#: Files per partition of a batch ``score`` (each is a scan to render, classify and maybe explain).
+DEFAULT_PARTITION_ROWS = 64
+
+
+@functools.lru_cache(maxsize=2)
+def _process_service(model_dir: str | None) -> MedicalService:
+    """The service of this process (each batch worker loads a model once and keeps it)."""
+    return MedicalService(ModelStore(model_dir) if model_dir else None)
+
+
+def score_input(args: argparse.Namespace) -> pd.DataFrame:
+    """CLI ``score``: one row per file (a scan, or each member of a zip read by the safe reader):
+    ``file`` and ``data`` (its bytes, decoded in the partition).
+
+    Raises:
+        ModelNotFoundError: unknown model (before any work is sent to workers).
+    """
+    from services.cli import read_input
+
+    data, filename = read_input(args.data)
+    service = _process_service(os.environ.get("LUCID_MODEL_DIR"))
+    name = args.model or DEFAULT_MODEL
+    if name not in service.model_names():
+        raise ModelNotFoundError(name, service.model_names(), kind="medical model")
+    files = _files_from(data, filename)
+    return pd.DataFrame({"file": [f for f, _ in files], "data": [d for _, d in files]})
+
+
+def score_partition(
+    frame: pd.DataFrame, *, model: str | None, explain: bool, options: dict[str, Any]
+) -> pd.DataFrame:
+    """Probabilities (and with ``explain`` the Grad-CAM peak) for one partition of files.
+
+    Each file goes through :meth:`MedicalService.score_files`; an unreadable file gets its error,
+    never a crash. Returns one row per input row: ``file`` and ``record``, the file's output row as
+    a dict, so the table's columns and types never depend on how the files were partitioned.
+    """
+    service = _process_service(os.environ.get("LUCID_MODEL_DIR"))
+    name = model or DEFAULT_MODEL
+    records = [
+        service.score_files([(f, d)], name, explain=explain).to_dict("records")[0]
+        for f, d in zip(frame["file"], frame["data"], strict=True)
+    ]
+    return pd.DataFrame({"file": frame["file"].to_numpy(), "record": records})
+
+
+def score_output(
+    frame: pd.DataFrame, scored: pd.DataFrame, args: argparse.Namespace, stats: Any
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """One row per file in input order (file, prediction, p_<class>..., then the rest), and the counts."""
+    table = pd.DataFrame(scored["record"].tolist())
+    first = ["file", "prediction", *[c for c in table if str(c).startswith("p_")]]
+    table = table[[c for c in first if c in table] + [c for c in table if c not in first]]
+    counts = table["prediction"].value_counts().to_dict() if "prediction" in table else {}
+    return table, {
+        "model": args.model or DEFAULT_MODEL,
+        "scored": int((table["error"] == "").sum()),
+        "failed": int((table["error"] != "").sum()),
+        "predictions": counts,
+        "note": DISCLAIMER,
+    }
 
 
 def _summary(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -580,4 +641,13 @@ def _summary(metrics: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-__all__ = ["MedicalService", "ensure_default_models", "cli_add_arguments", "cli_run", "DISCLAIMER"]
+__all__ = [
+    "MedicalService",
+    "ensure_default_models",
+    "cli_add_arguments",
+    "cli_run",
+    "score_input",
+    "score_partition",
+    "score_output",
+    "DISCLAIMER",
+]
