@@ -238,13 +238,17 @@ with tab_batch:
 
         st.subheader("Words that drive the scores")
         n_scored = len(scored)
-        sample = st.slider(
-            "Texts to explain (a random sample when the batch is larger; about 1 s per text on a CPU)",
-            min_value=1,
-            max_value=max(1, min(500, n_scored)),
-            value=min(30, n_scored),
-            key="nlp_drivers_sample",
-        )
+        if n_scored > 1:
+            sample = st.slider(
+                "Texts to explain (a random sample when the batch is larger; about 1 s per text on a CPU)",
+                min_value=1,
+                max_value=min(500, n_scored),
+                value=min(30, n_scored),
+                key="nlp_drivers_sample",
+            )
+        else:  # a slider needs two distinct ends; one scored text is simply explained
+            sample = 1
+            st.caption("One text was scored; its words are explained.")
         if st.button("Find driving words", key="nlp_drivers_go", icon=":material/insights:"):
             with guard("explaining the batch"):
                 bar = st.progress(0.0, text="Explaining")

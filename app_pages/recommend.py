@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from services.data import read_table
+from services.errors import InvalidInputError
 from services.recommend import DEFAULT_MODEL, K, Recommendations, RecommendService
 from services.recommend_data import attach_item_table, attach_user_table, prepare_interactions
 from ui import plots
@@ -55,6 +56,16 @@ def global_view(_model, model_key: int):
     explanation = _model.global_explanation(max_users=300)
     top_all = _model.recommend_all(K, reasons=False)
     return explanation, _model.popularity_bias(top_all)
+
+
+def preview(df: pd.DataFrame, rows: int = 5) -> pd.DataFrame:
+    """The first rows for display; text columns holding mixed values (numbers and text, bytes, lists)
+    are shown as text so that every upload displays as it is."""
+    head = df.head(rows).copy()
+    for col in head.columns:
+        if head[col].dtype == object:
+            head[col] = head[col].astype("string")
+    return head
 
 
 def recommendations_table(recs: Recommendations) -> pd.DataFrame:
@@ -264,7 +275,7 @@ if model is not None:
                 log = read_table(upload.getvalue(), upload.name)
             if log is not None:
                 cols = list(log.columns)
-                st.dataframe(log.head(5), hide_index=True, width="stretch")
+                st.dataframe(preview(log), hide_index=True, width="stretch")
 
                 def guess(*names: str, default: str = NONE) -> int:
                     opts = [NONE, *cols]
@@ -345,7 +356,17 @@ if model is not None:
                     "Save the model as", key="recommend_new_name", placeholder="e.g. shop-2024"
                 )
                 if st.button("Train", type="primary", key="recommend_train"):
+                    st.session_state.pop("recommend_trained", None)  # no stale result beside a new error
                     with guard("training the recommender"):
+                        for what, upload_, args in (
+                            ("item", items_upload, item_args),
+                            ("user", users_upload, user_args),
+                        ):
+                            if upload_ is not None and args is None:
+                                raise InvalidInputError(
+                                    f"The {what} table could not be read (see above); upload a readable "
+                                    "file or remove it before training."
+                                )
                         data = prepare_interactions(
                             log,
                             user_col=None if user_col == NONE else user_col,
