@@ -13,7 +13,13 @@ A domain joins by existing: ``services/<domain>.py`` for a domain in :data:`KNOW
 For ``score``, a domain that also provides ``score_input(args) -> DataFrame`` (the rows to score)
 and a module-level ``score_partition(frame, *, model, explain, options) -> DataFrame`` is run
 partition by partition through :mod:`services.distributed`, here or on a Dask cluster, with the
-same code either way.
+same code either way. ``options`` holds the domain's own ``score`` options. Optional hooks:
+
+- ``score_output(frame, scored, args, stats) -> (table, summary)``: the table written to ``--out``
+  and the domain's keys of the printed summary, from the input rows and the partitions' output
+  (e.g. to drop and count files that could not be decoded). Without it ``scored`` is written.
+- ``DEFAULT_PARTITION_ROWS``: the domain's default ``--partition-rows`` (rows that are expensive to
+  score, such as images, make smaller partitions so a cluster's workers share the work).
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ DOMAIN_MODULES: dict[str, str] = {
 
 COMMANDS = ("train", "score", "evaluate")
 ENGINE_OPTIONS = ("engine", "workers", "partition_rows", "scheduler")
+DEFAULT_PARTITION_ROWS = 2_000
 
 
 def read_input(path: str) -> tuple[bytes, str]:
@@ -70,7 +77,12 @@ def build_parser(domain: str, module: object) -> argparse.ArgumentParser:
             if supports_partitions(module):
                 p.add_argument("--engine", choices=("local", "dask"), default="local", help="where to run")
                 p.add_argument("--workers", type=int, default=2, help="local Dask worker processes")
-                p.add_argument("--partition-rows", type=int, default=2_000, help="rows per partition")
+                p.add_argument(
+                    "--partition-rows",
+                    type=int,
+                    default=getattr(module, "DEFAULT_PARTITION_ROWS", DEFAULT_PARTITION_ROWS),
+                    help="rows per partition",
+                )
                 p.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler")
         module.cli_add_arguments(command, p)  # type: ignore[attr-defined]
     return parser
@@ -103,8 +115,12 @@ def run_partitioned_score(module: object, args: argparse.Namespace) -> dict:
         address=args.scheduler,
         progress=report,
     )
+    summary: dict = {}
+    if hasattr(module, "score_output"):
+        scored, summary = module.score_output(frame, scored, args, stats)  # type: ignore[attr-defined]
     Path(args.out).write_bytes(to_safe_csv(scored))
     return {
+        **summary,
         "rows": len(scored),
         "out": str(args.out),
         "engine": stats.engine,

@@ -12,7 +12,9 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import threading
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -109,3 +111,25 @@ def mean_abs_importance(explanation: shap.Explanation) -> pd.Series:
 def sigmoid(x: np.ndarray | float) -> np.ndarray:
     """Logistic function, for turning log-odds outputs into probabilities."""
     return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
+
+
+_SEEDED = threading.Lock()
+
+
+@contextlib.contextmanager
+def reproducible_shap(seed: int = 0) -> Iterator[None]:
+    """Make shap's Partition explainer a function of its input alone, for batch output.
+
+    The explainer breaks ties between equally important regions with numpy's global random
+    generator, so the same image or text can get slightly different values depending on what ran
+    before it in the process. Inside this block that generator starts from ``seed`` (and is put
+    back afterwards), so a batch gives the same values whichever process or partition explains a row.
+    Blocks are serialised within a process.
+    """
+    with _SEEDED:
+        state = np.random.get_state()
+        np.random.seed(seed)
+        try:
+            yield
+        finally:
+            np.random.set_state(state)

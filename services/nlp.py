@@ -48,7 +48,7 @@ from models.nlp import (
 from services.data import decode_text, read_table
 from services.device import resolve_device
 from services.errors import InvalidInputError, ModelNotFoundError, TrainingCancelled
-from services.explain import check_additivity
+from services.explain import check_additivity, reproducible_shap
 from services.nlp_explain import default_max_evals, explain_words, split_words
 from services.nlp_training import (
     TrainingResult,
@@ -902,7 +902,8 @@ def _top_words(service: NLPService, text: str, model: str, max_evals: int | None
     """The five words with the largest |SHAP| of a text, as ``word +0.123; ...`` ('' for no text)."""
     if not text:
         return ""
-    analysis = service.analyse(text, model, max_evals=max_evals)
+    with reproducible_shap():
+        analysis = service.analyse(text, model, max_evals=max_evals)
     table = analysis.word_table().sort_values("shap_value", key=np.abs, ascending=False).head(5)
     return "; ".join(f"{w} {v:+.3f}" for w, v in zip(table["word"], table["shap_value"], strict=True))
 

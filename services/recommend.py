@@ -20,7 +20,10 @@ Example:
 from __future__ import annotations
 
 import argparse
+import functools
+import itertools
 import json
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -46,7 +49,7 @@ from models.recommend import (
     fold_in_user,
     train_bpr,
 )
-from services.data import read_table, to_safe_csv
+from services.data import read_table
 from services.device import resolve_device, xgboost_device
 from services.errors import InvalidInputError, ModelNotFoundError, TrainingCancelled, TrainingError
 from services.explain import check_additivity, make_explanation
@@ -895,11 +898,7 @@ def _data_from_args(args: argparse.Namespace) -> InteractionData:
 
 
 def cli_run(command: str, args: argparse.Namespace) -> dict[str, Any]:
-    """``train`` / ``evaluate`` return held-out metrics per system; ``score`` writes top-N per user.
-
-    ``score`` reads the users to score from ``DATA``'s ``--user-col`` (e.g. the model's own log) and
-    writes their top ``--top`` items with a reason each to ``--out``.
-    """
+    """``train`` / ``evaluate`` return held-out metrics per system (``score`` runs by partitions, below)."""
     if not Path(args.data).is_file():
         raise InvalidInputError(f"No such file: {args.data}")
     service = RecommendService()
@@ -911,23 +910,6 @@ def cli_run(command: str, args: argparse.Namespace) -> dict[str, Any]:
             service.load(args.model)  # raises ModelNotFoundError for unknown names
         model = train_recommender(_data_from_args(args), progress=_cli_progress)
         return _flat_metrics(model.metrics)
-    if command == "score":
-        model = service.load(args.model or DEFAULT_MODEL, progress=_cli_progress)
-        table = read_table(*_read(args.data))
-        if args.user_col not in table.columns:
-            raise InvalidInputError(
-                f"The user column '{args.user_col}' is not in {Path(args.data).name}; pass --user-col."
-            )
-        users = list(dict.fromkeys(str(u).strip() for u in table[args.user_col].dropna()))
-        unknown = [u for u in users if u not in model._user_pos]
-        if unknown:
-            raise InvalidInputError(
-                f"{len(unknown)} user ids are unknown to the model '{args.model or DEFAULT_MODEL}' "
-                f"(e.g. {', '.join(unknown[:3])})."
-            )
-        top = model.recommend_users(users, args.top, reasons=True)
-        Path(args.out).write_bytes(to_safe_csv(top))
-        return {"users": len(users), "rows": len(top), "out": str(args.out)}
     raise InvalidInputError(f"Unknown command '{command}'.")
 
 
@@ -935,6 +917,75 @@ def _cli_progress(fraction: float, message: str) -> None:
     import sys
 
     print(f"[{fraction:4.0%}] {message}", file=sys.stderr)
+
+
+@functools.lru_cache(maxsize=4)
+def _process_model(name: str, model_dir: str | None) -> Recommender:
+    """The model of this process, loaded once (each batch worker loads its model once)."""
+    return RecommendService(ModelStore(model_dir) if model_dir else None).load(name, progress=_cli_progress)
+
+
+def score_input(args: argparse.Namespace) -> pd.DataFrame:
+    """CLI ``score``: the users to recommend for, one row each (``user``), from ``DATA``'s ``--user-col``
+    (e.g. the model's own log), deduplicated in order of first appearance.
+
+    The model is loaded (built-in ones built on first use) so unknown models and users fail here,
+    before any work is sent to workers.
+    """
+    if not Path(args.data).is_file():
+        raise InvalidInputError(f"No such file: {args.data}")
+    if args.top < 1:
+        raise InvalidInputError("--top must be at least 1.")
+    model = _process_model(args.model or DEFAULT_MODEL, os.environ.get("LUCID_MODEL_DIR"))
+    table = read_table(*_read(args.data))
+    if args.user_col not in table.columns:
+        raise InvalidInputError(
+            f"The user column '{args.user_col}' is not in {Path(args.data).name}; pass --user-col."
+        )
+    users = list(dict.fromkeys(str(u).strip() for u in table[args.user_col].dropna()))
+    if not users:
+        raise InvalidInputError(f"The user column '{args.user_col}' holds no user ids.")
+    unknown = [u for u in users if u not in model._user_pos]
+    if unknown:
+        raise InvalidInputError(
+            f"{len(unknown)} user ids are unknown to the model '{args.model or DEFAULT_MODEL}' "
+            f"(e.g. {', '.join(unknown[:3])})."
+        )
+    return pd.DataFrame({"user": users})
+
+
+def score_partition(
+    frame: pd.DataFrame, *, model: str | None, explain: bool, options: dict[str, Any]
+) -> pd.DataFrame:
+    """The top ``--top`` items of each user of a partition, each with its reason (from TreeSHAP).
+
+    Reasons are always part of a recommendation, so ``explain`` changes nothing. Returns one row per
+    user: ``user`` and, for each column of :meth:`Recommender.recommend_users` (rank, item, title,
+    score, reason), the list of that user's values in rank order.
+    """
+    recommender = _process_model(model or DEFAULT_MODEL, os.environ.get("LUCID_MODEL_DIR"))
+    users = frame["user"].tolist()
+    top = recommender.recommend_users(users, int(options.get("top", K)), reasons=True)
+    groups = {user: part for user, part in top.groupby("user", sort=False)}
+    out: dict[str, list[Any]] = {"user": users}
+    for column in top.columns.drop("user"):
+        out[column] = [groups[u][column].tolist() if u in groups else [] for u in users]
+    return pd.DataFrame(out)
+
+
+def score_output(
+    frame: pd.DataFrame, scored: pd.DataFrame, args: argparse.Namespace, stats: Any
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The recommendations one row per (user, rank), users in input order, and the user count."""
+    columns = [c for c in scored.columns if c != "user"]
+    lengths = scored[columns[0]].map(len).to_numpy() if columns else np.zeros(len(scored), dtype=int)
+    table = pd.DataFrame(
+        {
+            "user": np.repeat(scored["user"].to_numpy(), lengths),
+            **{c: list(itertools.chain.from_iterable(scored[c])) for c in columns},
+        }
+    )
+    return table, {"users": len(scored)}
 
 
 def _flat_metrics(metrics: dict[str, dict[str, float]]) -> dict[str, float]:

@@ -15,7 +15,9 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -29,8 +31,16 @@ import shap
 from PIL import Image
 
 from models.vision import GRADCAM_LAYERS, VISION_MODELS, imagenet_class_names, load_efficientnet_lite0
-from services.data import IMAGE_EXTENSIONS, is_zip, read_image, read_zip, to_safe_csv
+from services.data import (
+    IMAGE_EXTENSIONS,
+    MAX_ARCHIVE_BYTES,
+    MAX_ARCHIVE_FILES,
+    is_zip,
+    read_image,
+    read_zip,
+)
 from services.errors import InvalidInputError, ModelNotFoundError
+from services.explain import reproducible_shap
 from services.imaging import (
     RECIPE_VERSION,
     FaithfulnessScore,
@@ -481,13 +491,30 @@ def _labelled_from_path(path: str) -> LabelledImages:
     raise InvalidInputError(f"No such file or folder: {path}")
 
 
-def _images_from_path(path: str) -> UploadedImages:
+def _files_from_path(path: str) -> list[tuple[str, bytes]]:
+    """(name, bytes) of an image, a zip, or every file of a folder (hidden ones left out), sorted.
+
+    A folder is held to the limits of a zip archive (files and total size), since it is read into memory.
+    """
     p = Path(path)
     if p.is_dir():
-        files = sorted(f for f in p.rglob("*") if f.is_file() and not any(s.startswith(".") for s in f.parts))
-        return read_uploaded_images([(str(f.relative_to(p)), f.read_bytes()) for f in files])
+        files = sorted(
+            f
+            for f in p.rglob("*")
+            if f.is_file() and not any(s.startswith(".") for s in f.relative_to(p).parts)
+        )
+        if len(files) > MAX_ARCHIVE_FILES:
+            raise InvalidInputError(
+                f"The folder holds {len(files):,} files; the limit is {MAX_ARCHIVE_FILES:,}."
+            )
+        total = sum(f.stat().st_size for f in files)
+        if total > MAX_ARCHIVE_BYTES:
+            raise InvalidInputError(
+                f"The folder holds {total / 2**20:.0f} MB; the limit is {MAX_ARCHIVE_BYTES / 2**20:.0f} MB."
+            )
+        return [(str(f.relative_to(p)), f.read_bytes()) for f in files]
     if p.is_file():
-        return read_uploaded_images([(p.name, p.read_bytes())])
+        return [(p.name, p.read_bytes())]
     raise InvalidInputError(f"No such file or folder: {path}")
 
 
@@ -508,7 +535,7 @@ def cli_add_arguments(command: str, parser: Any) -> None:
 
 
 def cli_run(command: str, args: Any) -> dict[str, Any]:
-    """``train`` / ``evaluate`` on a folder or zip of class folders; ``score`` images, a folder or a zip."""
+    """``train`` / ``evaluate`` on a folder or zip of class folders (``score`` runs by partitions, below)."""
     service = VisionService()
     model = args.model or DEFAULT_MODEL
     if command == "train":
@@ -540,26 +567,123 @@ def cli_run(command: str, args: Any) -> dict[str, Any]:
         }
     if command == "evaluate":
         return service.evaluate(_labelled_from_path(args.data), model)
-    if command == "score":
-        uploaded = _images_from_path(args.data)
-        table = service.classify(list(zip(uploaded.names, uploaded.images, strict=True)), model, k=args.top_k)
-        if args.explain:
-            extra = []
-            for image in uploaded.images:
-                result = service.explain(image, model, max_evals=args.max_evals)
-                regions = result.region_table(cells=3).sort_values("SHAP value", ascending=False).iloc[0]
-                f10 = result.shap_faithfulness[0]
-                extra.append(
-                    {
-                        "explained_class": result.class_name,
-                        "shap_base_value": float(result.shap.base_values),
-                        "shap_strongest_region_row_of_3": int(regions["region row"]),
-                        "shap_strongest_region_col_of_3": int(regions["region column"]),
-                        "shap_faithfulness_10pct": f10.score,
-                        "gradcam_faithfulness_10pct": result.gradcam_faithfulness[0].score,
-                    }
-                )
-            table = pd.concat([table, pd.DataFrame(extra)], axis=1)
-        Path(args.out).write_bytes(to_safe_csv(table))
-        return {"scored": len(table), "skipped": len(uploaded.problems), "out": str(args.out), "model": model}
     raise InvalidInputError(f"Unknown command '{command}'.")
+
+
+#: Images per partition of a batch ``score``: each image is decoded and classified, and with
+#: ``--explain`` costs a few hundred model calls, so partitions are small enough to spread.
+DEFAULT_PARTITION_ROWS = 32
+
+
+@functools.lru_cache(maxsize=2)
+def _process_service(model_dir: str | None) -> VisionService:
+    """The service of this process (each batch worker loads a model once and keeps it)."""
+    return VisionService(ModelStore(model_dir) if model_dir else None)
+
+
+def score_input(args: Any) -> pd.DataFrame:
+    """CLI ``score``: one row per file to classify: ``image`` (its name), ``data`` (its bytes, decoded
+    in the partition) and ``problem`` (why it is skipped, else empty).
+
+    Zips are opened here with the safe reader; what cannot be an image (members skipped by the reader,
+    non-image members, unreadable archives) gets a row with its ``problem`` already set.
+
+    Raises:
+        ModelNotFoundError: unknown model (before any work is sent to workers).
+        InvalidInputError: missing path, or no file that could be an image.
+    """
+    _process_service(os.environ.get("LUCID_MODEL_DIR"))._check_name(args.model or DEFAULT_MODEL)
+    names: list[str] = []
+    blobs: list[bytes] = []
+    problems: list[str] = []
+
+    def add(name: str, blob: bytes, problem: str = "") -> None:
+        names.append(name)
+        blobs.append(blob)
+        problems.append(problem)
+
+    for filename, blob in _files_from_path(args.data):
+        if not is_zip(blob):
+            add(filename, blob)
+            continue
+        try:
+            archive = read_zip(blob)
+        except InvalidInputError as exc:
+            add(filename, b"", f"{filename}: {exc}")
+            continue
+        for skipped in archive.skipped:
+            add(f"{filename}/{skipped}", b"", f"{filename}/{skipped}: skipped")
+        for member in archive.members:
+            name = f"{filename}/{member.path}"
+            if member.name.lower().endswith(IMAGE_EXTENSIONS):
+                add(name, member.data)
+            else:
+                add(name, b"", f"{name}: not an image file")
+    if not any(p == "" for p in problems):
+        raise InvalidInputError(f"No usable image was found ({'; '.join(problems[:5]) or 'no files'}).")
+    return pd.DataFrame({"image": names, "data": blobs, "problem": problems})
+
+
+def _explanation_columns(service: VisionService, image: Image.Image, model: str, max_evals: int) -> dict:
+    with reproducible_shap():
+        result = service.explain(image, model, max_evals=max_evals)
+    regions = result.region_table(cells=3).sort_values("SHAP value", ascending=False).iloc[0]
+    return {
+        "explained_class": result.class_name,
+        "shap_base_value": float(result.shap.base_values),
+        "shap_strongest_region_row_of_3": int(regions["region row"]),
+        "shap_strongest_region_col_of_3": int(regions["region column"]),
+        "shap_faithfulness_10pct": result.shap_faithfulness[0].score,
+        "gradcam_faithfulness_10pct": result.gradcam_faithfulness[0].score,
+    }
+
+
+def score_partition(
+    frame: pd.DataFrame, *, model: str | None, explain: bool, options: dict[str, Any]
+) -> pd.DataFrame:
+    """Decode (with the safe decoder), classify (batched) and optionally explain one partition of files.
+
+    Returns one row per input row: ``image``, ``problem`` (set when the file could not be decoded)
+    and ``record``, the output row of a decoded image as a dict (``None`` for a skipped file), so the
+    table's columns and types never depend on how the files were partitioned.
+    """
+    service = _process_service(os.environ.get("LUCID_MODEL_DIR"))
+    model = model or DEFAULT_MODEL
+    problems = frame["problem"].tolist()
+    names: list[str] = []
+    images: list[Image.Image] = []
+    decoded: list[int] = []
+    for pos, (name, blob) in enumerate(zip(frame["image"], frame["data"], strict=True)):
+        if problems[pos]:
+            continue
+        found: list[str] = []
+        _decode_into(name, blob, names, images, found)
+        if found:
+            problems[pos] = found[0]
+        else:
+            decoded.append(pos)
+    records: list[dict[str, Any] | None] = [None] * len(frame)
+    if images:
+        table = service.classify(list(zip(names, images, strict=True)), model, k=int(options.get("top_k", 5)))
+        max_evals = int(options.get("max_evals", DEFAULT_SHAP_EVALS))
+        for pos, row, image in zip(decoded, table.to_dict("records"), images, strict=True):
+            if explain:
+                row.update(_explanation_columns(service, image, model, max_evals))
+            records[pos] = row
+    return pd.DataFrame({"image": frame["image"].to_numpy(), "problem": problems, "record": records})
+
+
+def score_output(
+    frame: pd.DataFrame, scored: pd.DataFrame, args: Any, stats: Any
+) -> tuple[pd.DataFrame, dict]:
+    """The table of the images that were classified, in input order; the skipped files are counted.
+
+    Raises:
+        InvalidInputError: not one file could be decoded (the message lists the first problems).
+    """
+    ok = scored["problem"] == ""
+    if not ok.any():
+        detail = "; ".join(scored["problem"].head(5))
+        raise InvalidInputError(f"No usable image was found ({detail}).")
+    table = pd.DataFrame(scored.loc[ok, "record"].tolist())
+    return table, {"scored": len(table), "skipped": int((~ok).sum()), "model": args.model or DEFAULT_MODEL}

@@ -1,6 +1,5 @@
 """The medical service: classify, explain (Grad-CAM, SHAP, faithfulness), train, evaluate, CLI."""
 
-import argparse
 import json
 import subprocess
 import sys
@@ -16,9 +15,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "medic
 
 from builders import make_dicom, make_zip  # noqa: E402
 
-from services.errors import InvalidInputError, ModelNotFoundError, TrainingCancelled  # noqa: E402
+from services.errors import InvalidInputError, TrainingCancelled  # noqa: E402
 from services.imaging import LabelledImages  # noqa: E402
-from services.medical import MedicalService, cli_run, ensure_default_models  # noqa: E402
+from services.medical import MedicalService, ensure_default_models  # noqa: E402
 from services.medical_train import (  # noqa: E402
     LabelledScans,
     ScanTrainConfig,
@@ -122,27 +121,23 @@ def test_default_models_are_converted_once_with_measured_behaviour(model_store):
     np.testing.assert_allclose(prediction.probabilities.to_numpy(), direct, atol=1e-5)
 
 
-def test_cli_scores_a_zip_of_scans_and_reports_bad_files(model_store, tmp_path):
+def test_cli_scores_a_zip_of_scans_and_reports_bad_files(model_store, tmp_path, capsys):
+    from services.cli import main
+
     ct = Path(get_testdata_file("CT_small.dcm", download=False)).read_bytes()
     data = make_zip({"a/CT_small.dcm": ct, "a/broken.dcm": b"not dicom" * 30})
     (tmp_path / "in.zip").write_bytes(data)
-    args = argparse.Namespace(
-        data=str(tmp_path / "in.zip"),
-        out=str(tmp_path / "out.csv"),
-        model="phydcm_ct",
-        explain=True,
-        window=None,
-    )
-    summary = cli_run("score", args)
+    argv = ["medical", "score", str(tmp_path / "in.zip"), "--out", str(tmp_path / "out.csv"), "--explain"]
+    assert main([*argv, "--model", "phydcm_ct"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["scored"] == 1 and summary["failed"] == 1
     frame = pd.read_csv(tmp_path / "out.csv")
     ok = frame[frame["file"] == "a/CT_small.dcm"].iloc[0]
     assert ok["p_notumor"] + ok["p_tumor"] == pytest.approx(1.0, abs=1e-4)
     assert 0 <= ok["gradcam_peak_row"] < 224
     assert "not a DICOM file" in frame[frame["file"] == "a/broken.dcm"].iloc[0]["error"]
-    args.model = "no_such_model"
-    with pytest.raises(ModelNotFoundError, match="phydcm_brain_mri"):
-        cli_run("score", args)
+    assert main([*argv, "--model", "no_such_model"]) == 1
+    assert "phydcm_brain_mri" in capsys.readouterr().err
 
 
 def test_cli_evaluate_on_labelled_zip_via_subprocess(model_store, tmp_path):

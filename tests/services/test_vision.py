@@ -178,19 +178,22 @@ def _args(command: str, **values) -> argparse.Namespace:
 
 
 @pytest.mark.slow
-def test_cli_score_folder_and_unknown_model(tmp_path, model_store):
+def test_cli_score_folder_and_unknown_model(tmp_path, model_store, capsys):
+    from services.cli import main
+
     folder = tmp_path / "photos"
     (folder / "sub").mkdir(parents=True)
     for name, img in sample_images(["chelsea", "coffee"]).items():
         img.save(folder / "sub" / f"{name}.jpg")
     (folder / "notes.txt").write_text("=cmd|' /C calc'!A0")
     out = tmp_path / "scores.csv"
-    summary = cli_run("score", _args("score", data=str(folder), out=str(out)))
+    assert main(["vision", "score", str(folder), "--out", str(out)]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["scored"] == 2 and summary["skipped"] == 1
     table = pd.read_csv(out, encoding="utf-8-sig")
     assert dict(zip(table["image"], table["top1"], strict=True))["sub/coffee.jpg"] == "espresso"
-    with pytest.raises(ModelNotFoundError, match="efficientnet_lite0"):
-        cli_run("score", _args("score", data=str(folder), out=str(out), model="nope"))
+    assert main(["vision", "score", str(folder), "--out", str(out), "--model", "nope"]) == 1
+    assert "efficientnet_lite0" in capsys.readouterr().err
 
 
 def _colour_zip(path, n: int = 12) -> None:
