@@ -1,0 +1,76 @@
+"""Reduced precision where the device has it: same answers as float32 within stated bounds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from models.vision import imagenet_class_names, load_efficientnet_lite0
+from services.imaging import ImageClassifier, ImagePreprocessing
+from services.vision import DEFAULT_MODEL, VisionService, sample_images
+
+PHOTOS = ["chelsea", "coffee", "astronaut", "rocket"]
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    model = load_efficientnet_lite0()
+    return model, ImagePreprocessing.from_model(model)
+
+
+def test_bfloat16_classifies_the_sample_photos_like_float32(lite0):
+    model, prep = lite0
+    images = list(sample_images(PHOTOS).values())
+    full = ImageClassifier(model, prep, imagenet_class_names(), precision="fp32").predict_images(images)
+    half = ImageClassifier(model, prep, imagenet_class_names(), precision="bf16").predict_images(images)
+    assert half.dtype == np.float32
+    np.testing.assert_array_equal(full.argmax(1), half.argmax(1))
+    assert np.abs(full - half).max() < 0.05
+    assert np.abs(half.sum(1) - 1).max() < 1e-4  # softmax is taken in float32
+
+
+def test_bfloat16_outputs_do_not_depend_on_the_batch(lite0):
+    """SHAP's additivity check compares a single call with batched calls: they must agree."""
+    model, prep = lite0
+    clf = ImageClassifier(model, prep, imagenet_class_names(), precision="bf16", batch_size=16)
+    views = np.stack([prep.view(im) for im in sample_images(PHOTOS).values()] * 3)
+    alone = clf.predict_views(views[:1])
+    batched = clf.predict_views(views)[:1]
+    assert np.abs(alone - batched).max() < 1e-3
+
+
+def test_float32_can_be_forced_by_environment(lite0, monkeypatch):
+    model, prep = lite0
+    monkeypatch.setenv("LUCID_PRECISION", "fp32")
+    images = list(sample_images(["coffee"]).values())
+    forced = ImageClassifier(model, prep, imagenet_class_names()).predict_images(images)
+    with torch.inference_mode():
+        direct = model.eval()(prep.to_tensor(np.stack([prep.view(im) for im in images]))).softmax(-1).numpy()
+    assert np.abs(forced - direct).max() < 1e-5
+
+
+def test_vision_card_reports_the_sample_photos_as_served(tmp_path):
+    from services.store import ModelStore
+
+    card = VisionService(ModelStore(tmp_path)).model_card(DEFAULT_MODEL)
+    measured = card["Measured here"]
+    assert "'coffee' -> espresso 0.9" in measured
+    assert "'chelsea' -> tiger cat" in measured or "'chelsea' -> Egyptian cat" in measured
+    assert "computed in " in measured
+
+
+def test_medical_models_always_compute_in_float32(tmp_path, monkeypatch):
+    from services.medical import MEDICAL_MODELS, MedicalService
+    from services.store import ModelStore
+
+    monkeypatch.setenv("LUCID_PRECISION", "bf16")
+    service = MedicalService(ModelStore(tmp_path))
+    name = MEDICAL_MODELS.names()[0]
+    classifier = service.load(name).classifier
+    assert classifier.precision == "fp32"
+    views = np.random.default_rng(0).integers(0, 255, size=(2, 224, 224, 3)).astype(np.uint8)
+    served = classifier.predict_views(views)
+    with torch.inference_mode():
+        direct = classifier.model(classifier.preprocessing.to_tensor(views)).softmax(-1).numpy()
+    assert np.abs(served - direct).max() < 1e-5
