@@ -701,8 +701,9 @@ class FinanceService:
     """Load, score, explain, monitor and train credit-risk models.
 
     The constructor is cheap; models are loaded (and the defaults built on first use) by
-    :meth:`load`. One instance may be shared by many page sessions: model loading and the
-    XGBoost calls run under a lock.
+    :meth:`load`. One instance may be shared by many page sessions: the XGBoost calls on shared
+    models run under a lock; building or reading a model runs outside it (one at a time per name),
+    so a default being built for one session never stops the others scoring.
 
     Example:
         >>> service = FinanceService()
@@ -716,6 +717,7 @@ class FinanceService:
         self._device = device
         self._lock = threading.RLock()
         self._cache: dict[str, CreditBundle] = {}
+        self._loading: dict[str, threading.Lock] = {}
 
     # -- models ------------------------------------------------------------------------------
 
@@ -804,6 +806,13 @@ class FinanceService:
         with self._lock:
             if name in self._cache:
                 return self._cache[name]
+            loading = self._loading.setdefault(name, threading.Lock())
+        # Building (up to a minute for a default) or reading the model holds only this name's lock:
+        # other sessions keep scoring with the models already loaded meanwhile.
+        with loading:
+            with self._lock:
+                if name in self._cache:  # built or read by another session while this one waited
+                    return self._cache[name]
             if name in FINANCE_MODELS and not self.is_built(name):
                 return self.build_default(name, progress=progress, should_stop=should_stop)
             if not self.store.exists(DOMAIN, name):
@@ -826,7 +835,8 @@ class FinanceService:
                 is_default=name in FINANCE_MODELS,
                 explainer=explainer,
             )
-            self._cache[name] = bundle
+            with self._lock:
+                self._cache[name] = bundle
             return bundle
 
     def train(

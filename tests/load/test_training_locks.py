@@ -1,0 +1,62 @@
+"""A default model being built for one session does not stop other sessions scoring (service level).
+
+The credit service is shared by every session of the app. Building the Give Me Some Credit default
+takes about a minute here; while one session's build is paused inside its progress callback, another
+session must still load and score with the German credit model.
+"""
+
+import threading
+import time
+
+import pytest
+
+from services.errors import TrainingCancelled
+
+pytestmark = pytest.mark.slow
+
+
+def test_scoring_goes_on_while_a_default_is_built(tmp_path):
+    from services.finance import FinanceService
+    from services.store import ModelStore
+
+    store = ModelStore(tmp_path / "models")
+    FinanceService(store).load("german_credit")  # built beforehand, read from the store below
+    service = FinanceService(store)
+    service.load("german_credit")
+
+    building, release = threading.Event(), threading.Event()
+    outcome: dict[str, object] = {}
+
+    def progress(_fraction: float, _message: str) -> None:
+        building.set()
+        release.wait(timeout=60)  # the "long training": paused until the other session has scored
+
+    def build() -> None:
+        try:
+            service.load("give_me_some_credit", progress=progress, should_stop=release.is_set)
+        except TrainingCancelled:
+            outcome["build"] = "cancelled"
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            outcome["build"] = repr(exc)
+
+    def score() -> None:
+        start = time.monotonic()
+        bundle = service.load("german_credit")
+        result = service.score(bundle, bundle.demo_rows.drop(columns=[bundle.model.target]).head(20))
+        outcome["score"] = (time.monotonic() - start, result)
+
+    builder = threading.Thread(target=build, daemon=True)
+    builder.start()
+    assert building.wait(timeout=60), "the build did not start"
+    scorer = threading.Thread(target=score, daemon=True)
+    scorer.start()
+    scorer.join(timeout=20)
+    finished = not scorer.is_alive()
+    release.set()  # the build stops at its next check; nothing is saved
+    builder.join(timeout=120)
+    scorer.join(timeout=60)
+    assert finished, "scoring waited for another session's default build"
+    seconds, result = outcome["score"]
+    assert seconds < 20 and len(result.table) == 20 and result.table["reason_1"].str.len().gt(0).all()
+    assert outcome.get("build") == "cancelled", outcome.get("build")
+    assert not store.exists("finance", "give_me_some_credit")
