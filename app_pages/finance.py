@@ -9,6 +9,7 @@ import pandas as pd
 import shap
 import streamlit as st
 
+import services.finance as finance_domain
 from services.data import to_safe_csv
 from services.explain import mean_abs_importance
 from services.finance import (
@@ -24,7 +25,7 @@ from services.finance_stats import calibration_table, ks_curve
 from services.store import ModelStore, default_root
 from ui import finance_plots, plots
 from ui.report import Report
-from ui.widgets import downloads, guard, model_card
+from ui.widgets import batch_export, downloads, guard, model_card
 
 TABLE_PREVIEW = 1000
 DEFERRED_DOWNLOAD_ROWS = 5000
@@ -307,6 +308,20 @@ with tab_score:
                     key="finance_scored_report",
                     icon=":material/description:",
                 )
+        with st.expander("Batch job: score and explain on this server or a cluster", icon=":material/dns:"):
+            st.caption(
+                "The same job as `python -m services finance score --explain`: every applicant, in order, "
+                "partition by partition; on a Dask cluster each worker loads the model once."
+            )
+            batch_export(
+                "finance_batch",
+                finance_domain,
+                applicants.reset_index(drop=True),
+                model=bundle.name,
+                options={"threshold": float(threshold)},
+                explain_label="Add four reasons and the SHAP values of every applicant",
+                file_name="scored_applicants_export.csv",
+            )
 
 # --- Explain ------------------------------------------------------------------------------------
 with tab_explain:

@@ -7,6 +7,7 @@ import html
 import pandas as pd
 import streamlit as st
 
+import services.nlp as nlp_domain
 from models.nlp import TrainConfig, load_reviews, stratified_sample, stratified_split
 from services.errors import InvalidInputError
 from services.nlp import (
@@ -14,6 +15,7 @@ from services.nlp import (
     NLPService,
     TextAnalysis,
     WordDrivers,
+    batch_frame,
     column_texts,
     metrics_table,
     read_texts_file,
@@ -23,7 +25,7 @@ from services.store import default_root
 from ui.nlp_plots import drivers_bar, loss_curve, score_histogram
 from ui.plots import confusion_matrix, text_highlight_html, token_bar
 from ui.report import Report
-from ui.widgets import downloads, guard, model_card, training_buttons
+from ui.widgets import batch_export, downloads, guard, model_card, training_buttons
 
 EXAMPLE = (
     "I ordered this dress for a wedding. The colour is gorgeous and the fabric feels expensive, "
@@ -210,6 +212,22 @@ with tab_batch:
                 texts = column_texts(frame, column)
                 scores = service.score(texts, model_name, int8=int8, progress=progress_callback(bar))
                 st.session_state["nlp_batch"] = (model_name, source, column, scores)
+        with st.expander(
+            "Batch job: export every row, with each text's strongest words", icon=":material/dns:"
+        ):
+            st.caption(
+                "The same job as `python -m services nlp score --explain`: every row of the file, in order, "
+                "with its label, probabilities and (optionally) its five strongest words by SHAP."
+            )
+            batch_export(
+                "nlp_batch",
+                nlp_domain,
+                batch_frame(frame, column),
+                model=model_name,
+                options={"int8": bool(int8)},
+                explain_label="Add each text's five strongest words (SHAP; about 1 s per text on a CPU)",
+                file_name="scores_export.csv",
+            )
     stored_batch = st.session_state.get("nlp_batch")
     if stored_batch and stored_batch[0] == model_name:
         _, source, column, scores = stored_batch

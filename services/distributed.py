@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +34,10 @@ from services.errors import InvalidInputError, LucidError
 log = logging.getLogger("lucid.distributed")
 
 ENGINES = ("local", "dask")
+#: The deployment's Dask scheduler (``tcp://host:8786``) that the pages' batch jobs may use.
+SCHEDULER_VAR = "LUCID_DASK_SCHEDULER"
+#: Without a scheduler: worker processes of a private local cluster the pages may start for a batch job.
+WORKERS_VAR = "LUCID_DASK_WORKERS"
 PartitionFn = Callable[[pd.DataFrame], pd.DataFrame]
 Progress = Callable[[float, str], None]
 
@@ -185,3 +190,37 @@ def run_partitioned(
     )
     log.info("batch run: engine=%s partitions=%d seconds=%.2f", engine, len(parts), stats.seconds)
     return result, stats
+
+
+@dataclass(frozen=True)
+class BatchEngine:
+    """Where a page's batch job may run: this process, or a Dask cluster set up by the deployment."""
+
+    engine: str
+    label: str
+    address: str | None = None
+    workers: int = 1
+
+
+def configured_engines() -> list[BatchEngine]:
+    """The engines a page offers for batch jobs: always this process; a Dask cluster when the
+    deployment names one (:data:`SCHEDULER_VAR`) or allows a private local one (:data:`WORKERS_VAR`).
+
+    Users never type a cluster address: only whoever runs the app decides where work may go.
+    """
+    engines = [BatchEngine("local", "This app server (one process)")]
+    address = os.environ.get(SCHEDULER_VAR, "").strip()
+    if address:
+        engines.append(BatchEngine("dask", f"The Dask cluster at {address}", address=address))
+        return engines
+    raw = os.environ.get(WORKERS_VAR, "").strip()
+    try:
+        workers = int(raw) if raw else 0
+    except ValueError:
+        log.warning("%s is not a whole number; no local Dask cluster is offered", WORKERS_VAR)
+        workers = 0
+    if workers > 0:
+        engines.append(
+            BatchEngine("dask", f"A local Dask cluster ({workers} worker processes)", workers=workers)
+        )
+    return engines

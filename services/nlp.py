@@ -887,11 +887,18 @@ def score_input(args: Any) -> pd.DataFrame:
     if model == DEFAULT_MODEL:
         service.ensure_default(progress=_cli_progress)
     service.stored(model)
+    return batch_frame(df, column, texts)
+
+
+def batch_frame(df: pd.DataFrame, column: str, texts: Sequence[str] | None = None) -> pd.DataFrame:
+    """The rows of a batch job over ``df[column]``: ``row`` (position), ``shown`` (the column as
+    written to the output) and ``text`` (the cleaned text that is scored); the column's name is kept in
+    ``attrs["text_column"]``. Used by the CLI and by the page's export, so both score the same rows."""
     frame = pd.DataFrame(
         {
-            "row": np.arange(len(texts)),
+            "row": np.arange(len(df)),
             "shown": df[column].astype("string").fillna("").to_numpy(),
-            "text": texts,
+            "text": list(texts) if texts is not None else column_texts(df, column),
         }
     )
     frame.attrs["text_column"] = column

@@ -211,3 +211,111 @@ def training_buttons(
         )
         record.running = record.stop_requested = False
     return TrainingControls(key, bool(start) and not disabled)
+
+
+# ------------------------------------------------------------------------------------------------
+# Batch export on a chosen engine
+# ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BatchExport:
+    """A finished export of one session: the CSV bytes and how the run went."""
+
+    csv: bytes
+    rows: int
+    engine: str
+    partitions: int
+    seconds: float
+
+
+def batch_export(
+    key: str,
+    domain: Any,
+    frame: pd.DataFrame,
+    *,
+    model: str,
+    options: Mapping[str, Any] | None = None,
+    explain_label: str = "Add SHAP explanations for every row",
+    file_name: str = "export.csv",
+) -> BatchExport | None:
+    """The page's batch job: score (and explain) every row through the domain's ``score_partition``,
+    on this server or on a Dask cluster the deployment configured, and offer the CSV.
+
+    The same partition function as ``python -m services <domain> score --engine ...``, so a page export
+    and a CLI run of the same rows give the same table. The finished export is kept in this session
+    only; changing the rows, the model or the options drops it.
+
+    Args:
+        key: widget-key prefix of the page (``"nlp_batch"``).
+        domain: the domain's service module (with ``score_partition`` and optionally ``score_output``,
+            ``DEFAULT_PARTITION_ROWS``).
+        frame: the rows to process, as the domain's ``score_input`` would return them.
+        model: the model name.
+        options: the domain's own score options.
+        explain_label: the label of the "explain too" checkbox.
+        file_name: the download's file name.
+    """
+    import functools
+    import hashlib
+    from types import SimpleNamespace
+
+    from services.distributed import configured_engines, run_partitioned
+
+    engines = configured_engines()
+    labels = [e.label for e in engines]
+    if len(engines) > 1:
+        label = st.radio("Run the export on", labels, key=f"{key}_engine", horizontal=True)
+    else:
+        label = labels[0]
+        st.caption(
+            "Runs on this app server. Whoever runs Lucid can add a Dask cluster for large batches "
+            "(LUCID_DASK_SCHEDULER, or LUCID_DASK_WORKERS for local worker processes)."
+        )
+    engine = engines[labels.index(label)]
+    explain = st.checkbox(explain_label, key=f"{key}_explain")
+    opts = dict(options or {})
+    digest = hashlib.sha256(pd.util.hash_pandas_object(frame.astype(str), index=True).to_numpy().tobytes())
+    stamp = f"{digest.hexdigest()}|{model}|{explain}|{sorted(opts.items())}|{engine}"
+    state_key = f"{key}_export_result"
+    held = st.session_state.get(state_key)
+    if held is not None and held[0] != stamp:
+        st.session_state.pop(state_key, None)
+        held = None
+    if st.button("Run the export", key=f"{key}_export_run", icon=":material/play_arrow:"):
+        bar = st.progress(0.0, text="Starting")
+
+        def report(fraction: float, message: str) -> None:
+            bar.progress(min(max(fraction, 0.0), 1.0), text=message)
+
+        with guard("running the export"):
+            scored, stats = run_partitioned(
+                functools.partial(domain.score_partition, model=model, explain=explain, options=opts),
+                frame,
+                engine=engine.engine,
+                workers=engine.workers,
+                address=engine.address,
+                partition_rows=int(getattr(domain, "DEFAULT_PARTITION_ROWS", 2_000)),
+                progress=report,
+            )
+            if hasattr(domain, "score_output"):
+                scored, _ = domain.score_output(frame, scored, SimpleNamespace(model=model), stats)
+            done = BatchExport(
+                to_safe_csv(scored), len(scored), stats.engine, stats.partitions, stats.seconds
+            )
+            st.session_state[state_key] = held = (stamp, done)
+        bar.empty()
+    if held is None:
+        return None
+    result: BatchExport = held[1]
+    st.caption(
+        f"{result.rows:,} rows in {result.partitions} partitions on {label[0].lower() + label[1:]}, "
+        f"{result.seconds:.1f} s."
+    )
+    st.download_button(
+        "Download the export (CSV)",
+        result.csv,
+        file_name=file_name,
+        mime="text/csv",
+        key=f"{key}_export_csv",
+        icon=":material/download:",
+    )
+    return result
