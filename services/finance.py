@@ -51,7 +51,7 @@ from models.finance import (
     GBMRecipe,
     fit_booster,
 )
-from services.data import read_table, to_safe_csv
+from services.data import read_table
 from services.device import resolve_device, xgboost_device
 from services.errors import InvalidInputError, ModelNotFoundError, TrainingCancelled, TrainingError
 from services.explain import check_additivity, make_explanation, sigmoid
@@ -1162,17 +1162,20 @@ def cli_run(command: str, args: argparse.Namespace) -> dict[str, Any]:
             "baseline_auc": bundle.metadata["baseline"]["auc"],
         }
     bundle = service.load(args.model or "german_credit")
-    if command == "evaluate":
-        return {"model": bundle.name, **service.evaluate(bundle, df, args.target, threshold=args.threshold)}
-    # With --explain the export computes SHAP and reasons for every row once; otherwise score does.
-    scored = service.score(bundle, df, threshold=args.threshold, reasons_rows=0 if args.explain else len(df))
-    out = service.export_full(bundle, scored) if args.explain else scored.table
-    Path(args.out).write_bytes(to_safe_csv(out))
-    return {
+    # ``score`` goes through score_input / score_partition / score_output (services.cli), not here.
+    return {"model": bundle.name, **service.evaluate(bundle, df, args.target, threshold=args.threshold)}
+
+
+def score_output(
+    frame: pd.DataFrame, scored: pd.DataFrame, args: argparse.Namespace, stats: Any
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """CLI ``score``: the table as scored, and the summary: model, mean PD, rejections, input warnings."""
+    _, bundle = _process_model(args.model or "german_credit", os.environ.get("LUCID_MODEL_DIR"))
+    _, report = validate_applicants(frame, bundle.model)
+    threshold = float(getattr(args, "threshold", 0.5))
+    return scored, {
         "model": bundle.name,
-        "rows": len(out),
-        "out": str(args.out),
-        "mean_pd": float(scored.pd.mean()),
-        "rejected": int((scored.pd >= args.threshold).sum()),
-        "warnings": scored.validation.messages(),
+        "mean_pd": float(scored["pd"].mean()) if len(scored) else float("nan"),
+        "rejected": int((scored["pd"] >= threshold).sum()),
+        "warnings": report.messages(),
     }

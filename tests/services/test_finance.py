@@ -316,6 +316,9 @@ def test_cli_train_score_evaluate(model_store, tmp_path, german_store, capsys):
     scored = pd.read_csv(out)
     assert summary["rows"] == 30 and "shap_income" in scored.columns and "reason_4" in scored.columns
     assert "note" not in scored.columns  # ignored extra column never comes back
+    assert summary["model"] == "cli-model" and summary["mean_pd"] == pytest.approx(scored["pd"].mean())
+    assert summary["rejected"] == int((scored["pd"] >= 0.5).sum())
+    assert any("note" in w for w in summary["warnings"])  # the extra column is reported, not silently dropped
     assert main(["finance", "evaluate", str(train_file), "--model", "cli-model", "--target", "default"]) == 0
     evaluated = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert evaluated["rows"] == 400 and evaluated["auc"] > 0.6
