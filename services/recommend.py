@@ -716,6 +716,7 @@ class RecommendService:
         self._store = store
         self._models: dict[str, Recommender] = {}
         self._lock = threading.Lock()
+        self._loading: dict[str, threading.Lock] = {}
 
     @property
     def store(self) -> ModelStore:
@@ -745,13 +746,21 @@ class RecommendService:
         with self._lock:
             if name in self._models:
                 return self._models[name]
+            loading = self._loading.setdefault(name, threading.Lock())
+        # Building the default (about half a minute) or reading a model holds only this name's lock, so
+        # sessions using models already loaded are never made to wait for it.
+        with loading:
+            with self._lock:
+                if name in self._models:  # loaded by another session while this one waited
+                    return self._models[name]
             if name in RECOMMEND_MODELS and not self.is_built(name):
                 model = self._build_default(name, progress)
             elif self.store.exists(DOMAIN, name):
                 model = Recommender.read(self.store.load(DOMAIN, name).path)
             else:
                 raise ModelNotFoundError(name, self.model_names(), kind="recommendation model")
-            self._models[name] = model
+            with self._lock:
+                self._models[name] = model
             return model
 
     def _build_default(self, name: str, progress: Progress | None) -> Recommender:
