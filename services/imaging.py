@@ -37,14 +37,18 @@ Fine-tuning a timm backbone on labelled images held in memory:
 from __future__ import annotations
 
 import copy
+import functools
 import io
 import json
+import logging
 import math
+import os
 import threading
 import time
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
@@ -69,6 +73,8 @@ from services.errors import (
 )
 from services.explain import check_additivity, make_explanation
 from services.store import ModelStore, StoredModel, data_hash, validate_name
+
+log = logging.getLogger("lucid.imaging")
 
 Progress = Callable[[float, str], None]
 ShouldStop = Callable[[], bool]
@@ -162,15 +168,25 @@ class ImagePreprocessing:
         return out
 
     def to_tensor(self, views: np.ndarray) -> torch.Tensor:
-        """A batch of views (N x H x W x 3, uint8 or floats in 0-255) as a normalised N x 3 x H x W tensor."""
+        """A batch of views (N x H x W x 3, uint8 or floats in 0-255) as a normalised N x 3 x H x W
+        float32 tensor, laid out channels-last in memory (the views' own layout, so nothing is copied
+        into another order; convolutions on the CPU run fastest on it)."""
         arr = np.asarray(views)
         if arr.ndim == 3:
             arr = arr[None]
-        x = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32)).permute(0, 3, 1, 2) / 255.0
+        x = torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2).float().mul_(1.0 / 255.0)
         _, tensor_steps = self._parts()
         for step in tensor_steps:  # timm's Normalize (with this config's mean and std)
             x = step(x)
-        return x.contiguous()
+        return x.contiguous(memory_format=torch.channels_last)
+
+
+@functools.lru_cache(maxsize=1)
+def _view_pool() -> ThreadPoolExecutor:
+    """Threads that resize and crop images (shared by every classifier in the process)."""
+    return ThreadPoolExecutor(
+        max_workers=max(1, min(4, os.cpu_count() or 1)), thread_name_prefix="lucid-view"
+    )
 
 
 def _to_pil(image: Image.Image | np.ndarray) -> Image.Image:
@@ -189,6 +205,76 @@ def _to_pil(image: Image.Image | np.ndarray) -> Image.Image:
 # ----------------------------------------------------------------------------------------------
 # Batched prediction
 # ----------------------------------------------------------------------------------------------
+
+
+def fold_batchnorm(model: nn.Module, input_size: tuple[int, int] = (224, 224)) -> nn.Module:
+    """An inference copy of ``model`` with every BatchNorm that directly follows a convolution folded
+    into that convolution's weights and bias (the model itself is left as it is).
+
+    Which BatchNorm reads which convolution's output is found by running one input through the model
+    with hooks (data flow, not layer names). timm's BatchNormAct layers keep their activation. The copy
+    is checked against the original in float32 and the original is returned if they differ, so a model
+    of any other shape is served unchanged. On CPUs this removes about a third of a mobile network's
+    inference time (the BatchNorms are memory-bound passes over every activation).
+    """
+    model = model.eval()
+    produced: dict[int, tuple[nn.Conv2d, torch.Tensor]] = {}  # the tensors are kept so ids stay unique
+    pairs: list[tuple[nn.Conv2d, nn.BatchNorm2d]] = []
+    claimed: set[int] = set()
+
+    def after_conv(module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
+        produced[id(output)] = (module, output)  # type: ignore[assignment]
+
+    def before_bn(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+        conv, output = produced.get(id(inputs[0]), (None, None))
+        if (
+            conv is not None
+            and output is inputs[0]
+            and id(conv) not in claimed
+            and conv.out_channels == module.num_features  # type: ignore[union-attr]
+        ):
+            claimed.add(id(conv))
+            pairs.append((conv, module))  # type: ignore[arg-type]
+
+    handles = []
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            handles.append(module.register_forward_hook(after_conv))
+        elif isinstance(module, nn.BatchNorm2d) and module.track_running_stats:
+            handles.append(module.register_forward_pre_hook(before_bn))
+    probe = torch.randn(2, 3, *input_size, generator=torch.Generator().manual_seed(0))
+    try:
+        with torch.inference_mode():
+            reference = model(probe)
+    finally:
+        for handle in handles:
+            handle.remove()
+        produced.clear()
+    if not pairs:
+        return model
+    folded = copy.deepcopy(model)
+    copies = dict(zip(model.modules(), folded.modules(), strict=True))
+    parent_of = {
+        id(child): (parent, name) for parent in folded.modules() for name, child in parent.named_children()
+    }
+    with torch.no_grad():
+        for conv, bn in pairs:
+            conv_c, bn_c = copies[conv], copies[bn]
+            scale = bn_c.weight / torch.sqrt(bn_c.running_var + bn_c.eps)
+            conv_c.weight.mul_(scale.reshape(-1, 1, 1, 1))
+            bias = conv_c.bias if conv_c.bias is not None else torch.zeros_like(bn_c.running_mean)
+            conv_c.bias = nn.Parameter((bias - bn_c.running_mean) * scale + bn_c.bias)
+            act = getattr(bn_c, "act", None)
+            drop = getattr(bn_c, "drop", None)
+            rest = [m for m in (drop, act) if isinstance(m, nn.Module)]
+            parent, name = parent_of[id(bn_c)]
+            setattr(parent, name, nn.Sequential(*rest) if rest else nn.Identity())
+    with torch.inference_mode():
+        same = torch.allclose(folded.eval()(probe), reference, rtol=1e-3, atol=1e-4)
+    if not same:
+        log.warning("BatchNorm folding changed the outputs of %s; serving it unfolded", type(model).__name__)
+        return model
+    return folded
 
 
 class ImageClassifier:
@@ -219,7 +305,7 @@ class ImageClassifier:
         class_names: Sequence[str],
         *,
         device: torch.device | str | None = None,
-        batch_size: int = 16,
+        batch_size: int = 8,
         activation: Literal["softmax", "sigmoid", "none"] = "softmax",
         precision: str | None = None,
     ) -> None:
@@ -232,6 +318,7 @@ class ImageClassifier:
         self.activation = activation
         self.lock = threading.RLock()
         self._ready = False
+        self._inference: nn.Module | None = None
 
     @property
     def device(self) -> torch.device:
@@ -242,8 +329,14 @@ class ImageClassifier:
     def _prepare(self) -> None:
         if not self._ready:
             self.model.to(self.device).eval()
+            # Predictions run on a copy with BatchNorm folded into the convolutions; Grad-CAM and
+            # training keep using ``self.model`` with its layers as they are.
+            self._inference = fold_batchnorm(self.model.to("cpu").eval(), self.preprocessing.size)
+            self.model.to(self.device)
+            self._inference.to(self.device)
             if self.device.type == "cpu":
                 self.model.to(memory_format=torch.channels_last)
+                self._inference.to(memory_format=torch.channels_last)
             self._ready = True
 
     def _activate(self, logits: torch.Tensor) -> torch.Tensor:
@@ -269,16 +362,15 @@ class ImageClassifier:
             with torch.inference_mode(), autocast(device, dtype):
                 for start in range(0, len(arr), self.batch_size):
                     x = self.preprocessing.to_tensor(arr[start : start + self.batch_size]).to(device)
-                    if device.type == "cpu":
-                        x = x.contiguous(memory_format=torch.channels_last)
-                    outputs.append(self._activate(self.model(x)).cpu().numpy())
+                    outputs.append(self._activate(self._inference(x)).cpu().numpy())
         return np.concatenate(outputs, axis=0).astype(np.float32) if outputs else np.zeros((0, 0), np.float32)
 
     def predict_images(self, images: Sequence[Image.Image | np.ndarray]) -> np.ndarray:
         """Class probabilities (N x K) for images of any size (each is resized and cropped first)."""
         if len(images) == 0:
             return np.zeros((0, len(self.class_names)), dtype=np.float32)
-        views = np.stack([self.preprocessing.view(im) for im in images])
+        # Resizing runs in PIL, which releases the GIL: two threads halve its share of a batch.
+        views = np.stack(list(_view_pool().map(self.preprocessing.view, images)))
         return self.predict_views(views)
 
     def top_k(

@@ -74,3 +74,32 @@ def test_medical_models_always_compute_in_float32(tmp_path, monkeypatch):
     with torch.inference_mode():
         direct = classifier.model(classifier.preprocessing.to_tensor(views)).softmax(-1).numpy()
     assert np.abs(served - direct).max() < 1e-5
+
+
+def test_batchnorm_folding_keeps_the_outputs_and_leaves_the_model_alone(lite0):
+    from services.imaging import fold_batchnorm
+
+    model, _ = lite0
+    folded = fold_batchnorm(model)
+    assert folded is not model
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) == 49  # Grad-CAM still has bn2
+    x = torch.randn(3, 3, 224, 224, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        assert (model(x) - folded(x)).abs().max() < 1e-4
+
+
+def test_batchnorm_after_an_inplace_activation_is_not_folded_into_the_convolution():
+    from services.imaging import fold_batchnorm
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(inplace=True), torch.nn.BatchNorm2d(4)
+    ).eval()
+    net[2].running_mean.uniform_(-1, 1)
+    net[2].running_var.uniform_(0.5, 2)
+    x = torch.randn(2, 3, 16, 16)
+    with torch.inference_mode():
+        expected = net(x)
+        got = fold_batchnorm(net, (16, 16))(x)
+    assert (expected - got).abs().max() < 1e-5  # folding would move the BatchNorm before the ReLU
