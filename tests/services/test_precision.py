@@ -103,3 +103,14 @@ def test_batchnorm_after_an_inplace_activation_is_not_folded_into_the_convolutio
         expected = net(x)
         got = fold_batchnorm(net, (16, 16))(x)
     assert (expected - got).abs().max() < 1e-5  # folding would move the BatchNorm before the ReLU
+
+
+def test_preprocessing_never_writes_into_the_callers_array(lite0):
+    _, prep = lite0
+    views = np.random.default_rng(0).uniform(0, 255, size=(2, 224, 224, 3)).astype(np.float32)
+    before = views.copy()
+    x = prep.to_tensor(views)
+    np.testing.assert_array_equal(views, before)
+    assert x.is_contiguous(memory_format=torch.channels_last)
+    expected = (before / 255.0 - 0.5) / 0.5  # timm's config for EfficientNet-Lite0: mean = std = 0.5
+    np.testing.assert_allclose(x.permute(0, 2, 3, 1).numpy(), expected, atol=1e-5)
