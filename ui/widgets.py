@@ -227,6 +227,18 @@ class BatchExport:
     seconds: float
 
 
+def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame's values as text, to fingerprint it; bytes that are not text (image files) by their hash."""
+    import hashlib
+
+    try:
+        return frame.astype(str)
+    except UnicodeDecodeError:
+        return frame.map(
+            lambda v: hashlib.sha256(v).hexdigest() if isinstance(v, bytes | bytearray) else str(v)
+        )
+
+
 def batch_export(
     key: str,
     domain: Any,
@@ -234,7 +246,7 @@ def batch_export(
     *,
     model: str,
     options: Mapping[str, Any] | None = None,
-    explain_label: str = "Add SHAP explanations for every row",
+    explain_label: str | None = "Add SHAP explanations for every row",
     file_name: str = "export.csv",
 ) -> BatchExport | None:
     """The page's batch job: score (and explain) every row through the domain's ``score_partition``,
@@ -251,7 +263,8 @@ def batch_export(
         frame: the rows to process, as the domain's ``score_input`` would return them.
         model: the model name.
         options: the domain's own score options.
-        explain_label: the label of the "explain too" checkbox.
+        explain_label: the label of the "explain too" checkbox; ``None`` for a domain whose rows always
+            carry their explanation (no checkbox, ``explain=False``).
         file_name: the download's file name.
     """
     import functools
@@ -271,9 +284,9 @@ def batch_export(
             "(LUCID_DASK_SCHEDULER, or LUCID_DASK_WORKERS for local worker processes)."
         )
     engine = engines[labels.index(label)]
-    explain = st.checkbox(explain_label, key=f"{key}_explain")
+    explain = explain_label is not None and st.checkbox(explain_label, key=f"{key}_explain")
     opts = dict(options or {})
-    digest = hashlib.sha256(pd.util.hash_pandas_object(frame.astype(str), index=True).to_numpy().tobytes())
+    digest = hashlib.sha256(pd.util.hash_pandas_object(_as_text(frame), index=True).to_numpy().tobytes())
     stamp = f"{digest.hexdigest()}|{model}|{explain}|{sorted(opts.items())}|{engine}"
     state_key = f"{key}_export_result"
     held = st.session_state.get(state_key)
