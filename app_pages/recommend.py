@@ -7,16 +7,19 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+import services.recommend as recommend_domain
 from services.data import read_table
 from services.errors import InvalidInputError
-from services.recommend import DEFAULT_MODEL, K, Recommendations, RecommendService
+from services.recommend import DEFAULT_MODEL, K, Recommendations, RecommendService, batch_frame
 from services.recommend_data import attach_item_table, attach_user_table, prepare_interactions
 from ui import plots
 from ui.recommend_plots import metrics_comparison, popularity_bias, similar_items_bar
 from ui.report import Report
-from ui.widgets import downloads, guard, model_card
+from ui.widgets import batch_export, downloads, guard, model_card
 
 NONE = "(none)"
+EVERY_USER = "Every user of the model"
+FILE_USERS = "The users of a file"
 WATERFALL_UNITS = "log-odds that the user picks the item"
 
 
@@ -247,18 +250,50 @@ if model is not None:
             report.add("Held-out metrics", table=table.round(4), figure=metrics_fig)
             report.add("What drives recommendations", figure=bees)
             report.add("Coverage and popularity bias", figure=bias_fig)
-            csv = st.session_state.get(f"recommend_all_{name}")
-            if st.button(f"Prepare top {K} for all users with reasons", key="recommend_all_button"):
-                with st.spinner("Ranking and explaining every user's top 10..."):
-                    csv = model.recommend_all(K, reasons=True)
-                st.session_state[f"recommend_all_{name}"] = csv
             downloads(
                 "recommend_global_dl",
-                table=csv,
-                table_name="top10_all_users.csv",
                 report_html=report.to_html(),
                 report_name="recommender_performance.html",
             )
+        with st.expander(f"Batch job: the top {words} of every user, with reasons", icon=":material/dns:"):
+            st.caption(
+                "The same job as `python -m services recommend score`: the users in order, each with their "
+                f"top {words} (never one already in their history) and the reason for each."
+            )
+            top = st.slider(f"{words.capitalize()} per user", 1, 30, K, key="recommend_batch_top")
+            who = st.radio("Users", [EVERY_USER, FILE_USERS], key="recommend_batch_users", horizontal=True)
+            users_frame = None
+            with guard("reading the users"):
+                if who == EVERY_USER:
+                    users_frame = batch_frame(model, pd.Series(model.user_ids, name="user"), model_name=name)
+                else:
+                    users_file = st.file_uploader(
+                        "A table with a user column (an interaction log, a customer list)",
+                        type=["csv", "tsv", "txt", "xlsx", "parquet"],
+                        key="recommend_batch_upload",
+                    )
+                    if users_file is not None:
+                        users_table = read_table(users_file.getvalue(), users_file.name)
+                        columns = list(users_table.columns)
+                        lowered = [str(c).lower() for c in columns]
+                        guessed = next(
+                            (lowered.index(c) for c in ("user", "user_id", "customer") if c in lowered), 0
+                        )
+                        user_col = st.selectbox(
+                            "User column", columns, index=guessed, key="recommend_batch_user_col"
+                        )
+                        users_frame = batch_frame(model, users_table[user_col], model_name=name)
+            if users_frame is not None:
+                st.caption(f"{len(users_frame):,} users, one row per user and rank.")
+                batch_export(
+                    "recommend_batch",
+                    recommend_domain,
+                    users_frame,
+                    model=name,
+                    options={"top": int(top)},
+                    explain_label=None,  # every recommendation carries its reason
+                    file_name=f"top{top}_per_user.csv",
+                )
 
     with tab_train:
         st.markdown(

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import io
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 from PIL import Image
 
+import services.vision as vision_domain
 from services.errors import InvalidInputError
 from services.imaging import FineTuneConfig, labelled_images_from_zip, per_class_table
 from services.store import ModelStore, default_root
@@ -19,13 +21,14 @@ from services.vision import (
     ImageExplanation,
     UploadedImages,
     VisionService,
+    batch_frame,
     read_uploaded_images,
     sample_images,
 )
 from ui.plots import image_overlay
 from ui.report import Report
 from ui.vision_plots import confusion_matrix_figure, top_classes_bar, training_history_figure
-from ui.widgets import downloads, guard, model_card, training_buttons
+from ui.widgets import batch_export, downloads, guard, model_card, training_buttons
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif", "zip"]
 SHAP_BUDGETS = [50, 100, 200, 300, 500]
@@ -40,6 +43,17 @@ def get_vision_service(store_root: str) -> VisionService:
 @st.cache_data(show_spinner=False, max_entries=8)
 def load_samples(names: tuple[str, ...]) -> list[tuple[str, np.ndarray]]:
     return [(name, np.asarray(img)) for name, img in sample_images(list(names)).items()]
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def sample_files(names: tuple[str, ...]) -> tuple[tuple[str, bytes], ...]:
+    """The sample photos as PNG files (lossless: they decode to the pixels the page classifies)."""
+    files = []
+    for name, arr in load_samples(names):
+        buffer = io.BytesIO()
+        Image.fromarray(arr).save(buffer, format="PNG")
+        files.append((name, buffer.getvalue()))
+    return tuple(files)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -159,6 +173,7 @@ with guard("listing the models"):
 # ------------------------------------------------------------------ images in
 source = st.radio("Images", ["Sample photos", "Upload your own"], key="vision_source", horizontal=True)
 items: list[tuple[str, np.ndarray]] = []
+files: tuple[tuple[str, bytes], ...] = ()  # the same images as files, for the batch job
 if source == "Sample photos":
     chosen = st.multiselect(
         "Sample photos (bundled with scikit-image, BSD-3-Clause)",
@@ -170,6 +185,7 @@ if source == "Sample photos":
     if chosen:
         with guard("loading the sample photos"):
             items = load_samples(tuple(chosen))
+            files = sample_files(tuple(chosen))
 else:
     uploads = st.file_uploader(
         "Images (JPEG, PNG, WebP, BMP, TIFF, GIF) or a zip of images",
@@ -179,7 +195,8 @@ else:
     )
     if uploads:
         with guard("reading the images"):
-            decoded = decode_uploads(tuple((f.name, f.getvalue()) for f in uploads))
+            files = tuple((f.name, f.getvalue()) for f in uploads)
+            decoded = decode_uploads(files)
             items = [(n, np.asarray(im)) for n, im in zip(decoded.names, decoded.images, strict=True)]
             if decoded.problems:
                 st.warning(f"{len(decoded.problems)} file(s) were skipped:", icon=":material/warning:")
@@ -328,6 +345,34 @@ with tab_batch:
             ),
             report_name="predictions.html",
         )
+        with st.expander("Batch job: every image with its explanation summary", icon=":material/dns:"):
+            st.caption(
+                "The same job as `python -m services vision score --explain`: every file above, in order, "
+                "with its top 5 classes and (optionally) the summary of its SHAP and Grad-CAM maps; files "
+                "that are not usable images are left out of the table and counted."
+            )
+            with guard("preparing the batch job"):
+                frame = batch_frame(files)
+                budget = st.select_slider(
+                    "SHAP budget per image (model calls)",
+                    SHAP_BUDGETS,
+                    value=DEFAULT_SHAP_EVALS,
+                    key="vision_batch_evals",
+                )
+                export = batch_export(
+                    "vision_batch",
+                    vision_domain,
+                    frame,
+                    model=model,
+                    options={"top_k": 5, "max_evals": int(budget)},
+                    explain_label="Add each image's SHAP and Grad-CAM summary (seconds per image on a CPU)",
+                    file_name="predictions_export.csv",
+                )
+                if export is not None and len(frame) > export.rows:
+                    st.caption(
+                        f"{export.rows:,} image(s) in the export; {len(frame) - export.rows:,} file(s) "
+                        "skipped (not usable images, as listed above)."
+                    )
 
 # ------------------------------------------------------------------ train
 with tab_train:

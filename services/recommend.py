@@ -934,6 +934,28 @@ def _process_model(name: str, model_dir: str | None) -> Recommender:
     return RecommendService(ModelStore(model_dir) if model_dir else None).load(name, progress=_cli_progress)
 
 
+def batch_frame(recommender: Recommender, users: pd.Series, *, model_name: str) -> pd.DataFrame:
+    """The rows of a batch ``score``: one per user to recommend for (``user``), the ids of the column
+    ``users`` (missing values left out, spaces stripped) deduplicated in order of first appearance.
+
+    The CLI and the page's batch job build their rows here, so the same column gives the same rows.
+
+    Raises:
+        InvalidInputError: the column holds no user id, or ids the model does not know (so nothing is
+            sent to workers).
+    """
+    ids = list(dict.fromkeys(str(u).strip() for u in users.dropna()))
+    if not ids:
+        raise InvalidInputError(f"The user column '{users.name}' holds no user ids.")
+    unknown = [u for u in ids if u not in recommender._user_pos]
+    if unknown:
+        raise InvalidInputError(
+            f"{len(unknown)} user ids are unknown to the model '{model_name}' "
+            f"(e.g. {', '.join(unknown[:3])})."
+        )
+    return pd.DataFrame({"user": ids})
+
+
 def score_input(args: argparse.Namespace) -> pd.DataFrame:
     """CLI ``score``: the users to recommend for, one row each (``user``), from ``DATA``'s ``--user-col``
     (e.g. the model's own log), deduplicated in order of first appearance.
@@ -951,16 +973,7 @@ def score_input(args: argparse.Namespace) -> pd.DataFrame:
         raise InvalidInputError(
             f"The user column '{args.user_col}' is not in {Path(args.data).name}; pass --user-col."
         )
-    users = list(dict.fromkeys(str(u).strip() for u in table[args.user_col].dropna()))
-    if not users:
-        raise InvalidInputError(f"The user column '{args.user_col}' holds no user ids.")
-    unknown = [u for u in users if u not in model._user_pos]
-    if unknown:
-        raise InvalidInputError(
-            f"{len(unknown)} user ids are unknown to the model '{args.model or DEFAULT_MODEL}' "
-            f"(e.g. {', '.join(unknown[:3])})."
-        )
-    return pd.DataFrame({"user": users})
+    return batch_frame(model, table[args.user_col], model_name=args.model or DEFAULT_MODEL)
 
 
 def score_partition(

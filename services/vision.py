@@ -609,18 +609,20 @@ def _process_service(model_dir: str | None) -> VisionService:
     return VisionService(ModelStore(model_dir) if model_dir else None)
 
 
-def score_input(args: Any) -> pd.DataFrame:
-    """CLI ``score``: one row per file to classify: ``image`` (its name), ``data`` (its bytes, decoded
-    in the partition) and ``problem`` (why it is skipped, else empty).
+def batch_frame(files: Sequence[tuple[str, bytes]]) -> pd.DataFrame:
+    """The rows of a batch ``score`` for these files: one per file to classify, with ``image`` (its name),
+    ``data`` (its bytes, decoded in the partition) and ``problem`` (why it is skipped, else empty).
 
     Zips are opened here with the safe reader; what cannot be an image (members skipped by the reader,
-    non-image members, unreadable archives) gets a row with its ``problem`` already set.
+    non-image members, unreadable archives) gets a row with its ``problem`` already set. The CLI and the
+    page's batch job build their rows here, so the same files give the same rows.
+
+    Args:
+        files: (file name, bytes) pairs in order; a zip contributes its members in place.
 
     Raises:
-        ModelNotFoundError: unknown model (before any work is sent to workers).
-        InvalidInputError: missing path, or no file that could be an image.
+        InvalidInputError: no file that could be an image.
     """
-    _process_service(os.environ.get("LUCID_MODEL_DIR"))._check_name(args.model or DEFAULT_MODEL)
     names: list[str] = []
     blobs: list[bytes] = []
     problems: list[str] = []
@@ -630,7 +632,7 @@ def score_input(args: Any) -> pd.DataFrame:
         blobs.append(blob)
         problems.append(problem)
 
-    for filename, blob in _files_from_path(args.data):
+    for filename, blob in files:
         if not is_zip(blob):
             add(filename, blob)
             continue
@@ -650,6 +652,17 @@ def score_input(args: Any) -> pd.DataFrame:
     if not any(p == "" for p in problems):
         raise InvalidInputError(f"No usable image was found ({'; '.join(problems[:5]) or 'no files'}).")
     return pd.DataFrame({"image": names, "data": blobs, "problem": problems})
+
+
+def score_input(args: Any) -> pd.DataFrame:
+    """CLI ``score``: the :func:`batch_frame` of the image, zip or folder ``DATA`` (one row per file).
+
+    Raises:
+        ModelNotFoundError: unknown model (before any work is sent to workers).
+        InvalidInputError: missing path, or no file that could be an image.
+    """
+    _process_service(os.environ.get("LUCID_MODEL_DIR"))._check_name(args.model or DEFAULT_MODEL)
+    return batch_frame(_files_from_path(args.data))
 
 
 def _explanation_columns(service: VisionService, image: Image.Image, model: str, max_evals: int) -> dict:
