@@ -84,7 +84,7 @@ def _cold_start(starter, marker: str) -> dict:
 
 
 def main() -> None:
-    from conftest import start_app
+    from live_app import start_app
 
     results: dict[str, object] = {}
     results["memory_all_defaults"] = _json_of(LOAD_ALL)

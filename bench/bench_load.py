@@ -22,7 +22,7 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=120)
     args = parser.parse_args()
-    from conftest import start_app
+    from live_app import start_app
     from load.harness import run_load
     from load.test_load import scenarios_ready
 

@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=150_000, help="rows of the train-your-own upload")
     parser.add_argument("--train-timeout", type=float, default=900, help="seconds allowed for each job")
     args = parser.parse_args()
-    from conftest import start_app
+    from live_app import start_app
     from load.harness import CHROMIUM
 
     from services.finance import FinanceService

@@ -27,7 +27,7 @@ MIN_RUNS = 2  # runs of each observed flow that start while the training runs
 def app(tmp_path_factory):
     """The real app on loopback, its own model store with only the German credit default built (the
     Give Me Some Credit default is built by the ``default-build`` job)."""
-    from conftest import start_app
+    from live_app import start_app
 
     from services.finance import FinanceService
     from services.store import ModelStore
