@@ -7,7 +7,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from live_app import start_app  # noqa: E402
+from live_app import start_app, stop_app  # noqa: E402
 
 from services.device import available_devices  # noqa: E402
 
@@ -94,11 +94,7 @@ def live_app_process(live_model_dir):
     """(process, URL) of the real app served on loopback for the whole test session."""
     proc, url = start_app({"LUCID_MODEL_DIR": str(live_model_dir)})
     yield proc, url
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except Exception:  # noqa: BLE001
-        proc.kill()
+    stop_app(proc)
 
 
 @pytest.fixture(scope="session")

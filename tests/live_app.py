@@ -63,3 +63,13 @@ def start_app(env_extra: dict | None = None, timeout: float = 120, script=None):
             time.sleep(0.3)
     proc.kill()
     raise RuntimeError(f"the app did not become healthy within {timeout:.0f} s")
+
+
+def stop_app(proc) -> None:
+    """Stop an app started by :func:`start_app`: terminate, then kill if it does not exit in 20 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except Exception:  # noqa: BLE001 - subprocess.TimeoutExpired or an already-reaped process
+        proc.kill()
+        proc.wait(timeout=10)

@@ -27,7 +27,7 @@ MIN_RUNS = 2  # runs of each observed flow that start while the training runs
 def app(tmp_path_factory):
     """The real app on loopback, its own model store with only the German credit default built (the
     Give Me Some Credit default is built by the ``default-build`` job)."""
-    from live_app import start_app
+    from live_app import start_app, stop_app
 
     from services.finance import FinanceService
     from services.store import ModelStore
@@ -36,12 +36,7 @@ def app(tmp_path_factory):
     FinanceService(ModelStore(root)).load("german_credit")
     proc, url = start_app({"LUCID_MODEL_DIR": str(root)})
     yield proc, url
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except Exception:  # noqa: BLE001
-        proc.kill()
-        proc.wait(timeout=10)
+    stop_app(proc)
 
 
 @pytest.fixture(scope="module")
