@@ -2,7 +2,7 @@
 
 Scoring: held-out reviews scored by a transformers ``pipeline`` (float32) one text at a time and with
 its own ``batch_size=32``, against our token-budget batches sorted by length in the device's precision
-(bfloat16 on CPUs with AMX), the same in float32, and the int8 option; median of warmed runs, with
+(bfloat16 on CPUs with AVX-512 BF16), the same in float32, and the int8 option; median of warmed runs, with
 accuracy and agreement on the same texts.
 
 Explaining: one review of about 40 word pieces explained by ``shap.Explainer(pipeline)`` with default

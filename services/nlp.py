@@ -46,7 +46,7 @@ from models.nlp import (
     stratified_split,
 )
 from services.data import decode_text, read_table
-from services.device import resolve_device
+from services.device import PRECISIONS, inference_dtype, precision_name, resolve_device
 from services.errors import InvalidInputError, ModelNotFoundError, TrainingCancelled
 from services.explain import check_additivity, reproducible_shap
 from services.nlp_explain import default_max_evals, explain_words, split_words
@@ -494,10 +494,19 @@ class NLPService:
         card["Classes"] = ", ".join(meta.get("labels", []))
         card["Held-out test metrics"] = metrics_table(meta)
         precision = meta.get("precision", "float32")
-        card["Precision"] = (
-            f"Computes in {precision} here (weights stored in float32); the test metrics above were "
-            f"measured in {precision}."
-        )
+        served = precision_name(inference_dtype(self.device))
+        if served == precision:
+            card["Precision"] = (
+                f"Computes in {precision} here (weights stored in float32); the test metrics above were "
+                f"measured in {precision}."
+            )
+        else:
+            code = next((k for k, v in PRECISIONS.items() if precision_name(v) == precision), "fp32")
+            card["Precision"] = (
+                f"Computes in {served} on this server (weights stored in float32); the test metrics above "
+                f"were measured in {precision}, on the machine that trained it. LUCID_PRECISION={code} "
+                "serves it exactly as measured."
+            )
         for key, title in (
             ("float32_metrics", "Same model in full precision (float32), same test texts"),
             ("int8_metrics", "int8 option (faster on CPU), same test texts"),

@@ -3,7 +3,7 @@ import torch
 
 from services.device import (
     autocast,
-    cpu_has_bf16_matrix_units,
+    cpu_has_native_bf16,
     describe_device,
     inference_dtype,
     needs_grad_scaler,
@@ -51,9 +51,9 @@ def test_auto_precision_per_device(monkeypatch):
     monkeypatch.delenv("LUCID_PRECISION", raising=False)
     assert inference_dtype(torch.device("cuda")) == torch.float16
     assert inference_dtype(torch.device("mps")) == torch.float32
-    monkeypatch.setattr("services.device.cpu_has_bf16_matrix_units", lambda: True)
+    monkeypatch.setattr("services.device.cpu_has_native_bf16", lambda: True)
     assert inference_dtype(torch.device("cpu")) == torch.bfloat16
-    monkeypatch.setattr("services.device.cpu_has_bf16_matrix_units", lambda: False)
+    monkeypatch.setattr("services.device.cpu_has_native_bf16", lambda: False)
     assert inference_dtype(torch.device("cpu")) == torch.float32
 
 
@@ -88,7 +88,7 @@ def test_autocast_runs_linear_layers_in_the_chosen_precision():
 
 def test_bfloat16_is_chosen_only_where_the_cpu_has_matrix_units(monkeypatch):
     monkeypatch.delenv("LUCID_PRECISION", raising=False)
-    expected = torch.bfloat16 if cpu_has_bf16_matrix_units() else torch.float32
+    expected = torch.bfloat16 if cpu_has_native_bf16() else torch.float32
     assert inference_dtype(torch.device("cpu")) == expected
 
 
@@ -98,6 +98,6 @@ def test_describe_device(device, monkeypatch):
     assert info.type == device
     assert info.name
     expected = {"cuda": "float16", "mps": "float32"}.get(
-        device, "bfloat16" if cpu_has_bf16_matrix_units() else "float32"
+        device, "bfloat16" if cpu_has_native_bf16() else "float32"
     )
     assert info.precision == expected

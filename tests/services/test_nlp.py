@@ -238,6 +238,17 @@ def test_model_card_shows_metrics_beside_baseline(service):
     assert table.loc[table["metric"] == "macro-F1", "TF-IDF baseline (same training texts)"].item() == 0.9
 
 
+@pytest.mark.parametrize("served", ["fp32", "bf16"])
+def test_model_card_says_when_this_server_computes_in_another_precision(service, monkeypatch, served):
+    monkeypatch.setenv("LUCID_PRECISION", served)
+    text = service.model_card(DEFAULT_MODEL)["Precision"]  # measured in float32 (no "precision" recorded)
+    if served == "fp32":
+        assert text.startswith("Computes in float32 here") and "LUCID_PRECISION" not in text
+    else:
+        assert text.startswith("Computes in bfloat16 on this server")
+        assert "measured in float32" in text and "LUCID_PRECISION=fp32" in text
+
+
 def test_cli_score_and_evaluate(service, tmp_path, capsys):
     from services.cli import main
 
