@@ -44,9 +44,16 @@ def get_nlp_service(store_root: str) -> NLPService:
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def analyse_text(
-    _service: NLPService, store_root: str, model: str, stamp: str, text: str, target: str | None, int8: bool
+    _service: NLPService,
+    store_root: str,
+    model: str,
+    stamp: str,
+    text: str,
+    target: str | None,
+    int8: bool,
+    units: str,
 ) -> TextAnalysis:
-    return _service.analyse(text, model, target=target, int8=int8)
+    return _service.analyse(text, model, target=target, int8=int8, units=units)
 
 
 @st.cache_data(show_spinner=False)
@@ -118,12 +125,20 @@ tab_one, tab_batch, tab_train = st.tabs(["Analyse a text", "Score a batch", "Tra
 # ------------------------------------------------------------------------------------------------
 with tab_one:
     text = st.text_area("Text", value=EXAMPLE, height=140, key="nlp_text", max_chars=None)
-    left, right = st.columns([2, 1])
+    left, middle, right = st.columns([2, 2, 1])
     choice = left.selectbox(
         "Explain the class",
         ["the predicted class", *classes],
         key="nlp_target",
-        help="SHAP values explain the log-odds of this class.",
+        help="SHAP values explain this class's probability (or log-odds).",
+    )
+    units = middle.radio(
+        "Units",
+        ["probability", "log-odds"],
+        horizontal=True,
+        key="nlp_units",
+        help="Probability: each word's share of the class's probability, the numbers shap gives for a "
+        "transformers pipeline. Log-odds: the same in the model's own additive scale.",
     )
     analyse_clicked = right.button("Analyse", type="primary", key="nlp_analyse", icon=":material/search:")
     if analyse_clicked:
@@ -132,7 +147,7 @@ with tab_one:
             target = None if choice == "the predicted class" else choice
             st.session_state["nlp_analysis"] = (
                 model_name,
-                analyse_text(service, store_root, model_name, entry_stamp, text, target, int8),
+                analyse_text(service, store_root, model_name, entry_stamp, text, target, int8, units),
             )
     stored_analysis = st.session_state.get("nlp_analysis")
     if stored_analysis and stored_analysis[0] == model_name:
@@ -143,11 +158,13 @@ with tab_one:
             col.metric(f"P({label})", f"{prob:.1%}")
         if result.truncated:
             st.warning(result.truncation_notice(), icon=":material/content_cut:")
+        scale = "probability" if result.units == "probability" else "log-odds"
+        digits = 3 if result.units == "probability" else 2
         st.markdown(
-            f"**Why:** each word's share of the log-odds of **{html.escape(result.explained_label)}** "
-            f"(base value {float(result.explanation.base_values):+.2f} for a fully masked text, output "
-            f"{result.output:+.2f}; shares add up within {result.additivity_error:.0e}). "
-            f"Computed in {result.seconds:.1f} s."
+            f"**Why:** each word's share of the {scale} of **{html.escape(result.explained_label)}** "
+            f"(base value {float(result.explanation.base_values):+.{digits}f} with every word masked, output "
+            f"{result.output:+.{digits}f}; shares add up within {result.additivity_error:.0e}). "
+            f"Computed in {result.seconds:.1f} s from the SHAP values of its word pieces."
         )
         highlight = text_highlight_html(result.explanation)
         st.markdown(highlight, unsafe_allow_html=True)
@@ -156,6 +173,12 @@ with tab_one:
         figure = token_bar(result.explanation, title=f"Strongest words for '{result.explained_label}'")
         st.plotly_chart(figure, key="nlp_token_bar")
         words = result.word_table()
+        with st.expander("Word pieces: the values before they are summed into words"):
+            st.caption(
+                "The model reads word pieces; SHAP gives each piece its share, and a word's share is the "
+                "sum of its pieces'."
+            )
+            st.dataframe(result.piece_table(), hide_index=True, width="stretch")
         report = Report("Review sentiment: one text", subtitle=f"Model: {model_name}")
         report.add(
             "Prediction",
@@ -166,7 +189,7 @@ with tab_one:
             ],
         )
         report.add(
-            f"Words that drove the log-odds of '{result.explained_label}'",
+            f"Words that drove the {scale} of '{result.explained_label}'",
             html_fragment=highlight,
             figure=figure,
             table=words,

@@ -49,7 +49,7 @@ from services.data import decode_text, read_table
 from services.device import PRECISIONS, inference_dtype, precision_name, resolve_device
 from services.errors import InvalidInputError, ModelNotFoundError, TrainingCancelled
 from services.explain import check_additivity, reproducible_shap
-from services.nlp_explain import default_max_evals, explain_words, split_words
+from services.nlp_explain import UNITS, default_max_evals, explain_pieces, explain_words, split_words
 from services.nlp_training import (
     TrainingResult,
     check_labels,
@@ -283,19 +283,22 @@ def normalise_word(word: str) -> str:
 
 @dataclass
 class TextAnalysis:
-    """One analysed text: prediction, probabilities and its word-level explanation.
+    """One analysed text: prediction, probabilities and its explanation.
 
     Attributes:
         text: the text as given (cleaned).
         label: the predicted class.
         probabilities: class -> probability.
         explained_label: the class the explanation is for.
-        explanation: word-level SHAP values (log-odds of ``explained_label``).
-        output: the model's log-odds for ``explained_label``; values + base reproduce it.
+        explanation: SHAP values per word (each the sum of its word pieces' values), in ``units`` of
+            ``explained_label``.
+        output: the model's output (``units``) for ``explained_label``; values + base reproduce it.
         additivity_error: |sum(values) + base - output|.
         truncated: the text was longer than the model reads.
         used_chars: characters of the text the model read (from the start).
         seconds: time taken by the explanation.
+        units: ``probability`` or ``log-odds``.
+        pieces: the SHAP values per word piece (shap's text masker's features).
     """
 
     text: str
@@ -308,6 +311,8 @@ class TextAnalysis:
     truncated: bool
     used_chars: int
     seconds: float
+    units: str = "probability"
+    pieces: shap.Explanation | None = None
 
     def truncation_notice(self) -> str:
         """A sentence for the user when the text was cut, else ''."""
@@ -326,6 +331,21 @@ class TextAnalysis:
                 "position": np.arange(len(self.explanation.values)),
                 "word": [str(w).strip() for w in self.explanation.data],
                 "shap_value": np.asarray(self.explanation.values, dtype=np.float64),
+            }
+        )
+
+    def piece_table(self) -> pd.DataFrame:
+        """One row per word piece the model read, in text order, with its SHAP value (no [CLS]/[SEP])."""
+        if self.pieces is None:
+            return pd.DataFrame({"position": [], "piece": [], "shap_value": []})
+        pieces = [str(p) for p in self.pieces.data]
+        keep = [i for i, p in enumerate(pieces) if p.strip()]
+        values = np.asarray(self.pieces.values, dtype=np.float64)
+        return pd.DataFrame(
+            {
+                "position": np.arange(len(keep)),
+                "piece": [pieces[i].strip() for i in keep],
+                "shap_value": values[keep],
             }
         )
 
@@ -526,8 +546,11 @@ class NLPService:
         )
         card["Limits"] = limits
         card["Explanations"] = (
-            "Word-level SHAP (Partition explainer, Owen values over a hierarchy of neighbouring words): "
-            "each word's share of the class's log-odds; shares plus the base value add up to the output."
+            "One text: SHAP over its word pieces with shap's text masker and hierarchy (Partition "
+            "explainer, 500 evaluations: the values shap.Explainer(pipeline) gives by default, computed "
+            "in batches), summed into words; each word's share of the class's probability (or log-odds); "
+            "shares plus the base value (every piece masked) add up to the output. Word drivers of a "
+            "batch: faster whole-word Partition SHAP in log-odds, averaged per word."
         )
         return card
 
@@ -548,25 +571,32 @@ class NLPService:
         target: str | None = None,
         max_evals: int | None = None,
         int8: bool = False,
+        units: str = "probability",
     ) -> TextAnalysis:
-        """Predict one text and explain it at word level.
+        """Predict one text and explain it: SHAP over its word pieces (shap's text masker), summed per word.
 
         Args:
             text: the text (empty or whitespace is refused; long texts are truncated, with notice).
             model: model name.
             target: the class to explain (default: the predicted class).
-            max_evals: model calls for the explanation (default grows with the number of words).
+            max_evals: model calls for the explanation (default 500, as shap's).
             int8: use the int8 copy.
+            units: explain the class's ``probability`` (as a transformers pipeline reports it) or its
+                ``log-odds``.
         """
         text = require_text(text)
+        if units not in UNITS:
+            raise InvalidInputError(f"Unknown units '{units}'. Choose one of: {', '.join(UNITS)}.")
         clf = self.load(model, int8=int8)
         start = time.perf_counter()
         tokens = split_words(clf, text)
         proba = softmax(clf.logits_from_ids([tokens.ids.tolist()]))[0]
         idx = self._target_index(clf, target, proba)
-        explanation, output = explain_words(clf, tokens, idx, max_evals=max_evals)
+        result = explain_pieces(clf, tokens, idx, units=units, max_evals=max_evals)
+        explanation, output = result.words, result.output
         explanation.output_names = clf.labels[idx]
         error = check_additivity(explanation, output, atol=1e-3)
+        check_additivity(result.pieces, output, atol=1e-3)
         return TextAnalysis(
             text=text,
             label=clf.labels[int(np.argmax(proba))],
@@ -578,6 +608,8 @@ class NLPService:
             truncated=tokens.truncated,
             used_chars=tokens.used_chars,
             seconds=time.perf_counter() - start,
+            units=units,
+            pieces=result.pieces,
         )
 
     # -- batches ---------------------------------------------------------------------------

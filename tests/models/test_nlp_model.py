@@ -123,3 +123,21 @@ def test_default_recipe_on_a_few_hundred_reviews(model_store):
     np.testing.assert_allclose(proba.sum(axis=1), 1, atol=1e-5)
     card = service.model_card(DEFAULT_MODEL)
     assert card["Held-out test metrics"]["this model"].notna().all()
+
+    # The page's explanation gives shap.Explainer(pipeline)'s values, in the served precision.
+    import shap
+    from transformers import pipeline
+
+    from services.nlp_explain import explain_pieces, split_words
+
+    pipe = pipeline("text-classification", model=clf.model, tokenizer=clf.tokenizer, device=-1, top_k=None)
+    reference = shap.Explainer(pipe)
+    for text in [
+        "Absolutely love this dress, the fabric is soft and the fit is perfect for me.",
+        "The zipper broke after one wear and the colour faded, so I returned it.",
+    ]:
+        target = int(clf.predict_logits([text]).argmax(1)[0])
+        ours = explain_pieces(clf, split_words(clf, text), target)
+        expected = reference([text])[0].values[:, target]
+        assert np.corrcoef(ours.pieces.values, expected)[0, 1] > 0.98
+        assert int(np.argmax(ours.pieces.values)) == int(np.argmax(expected))

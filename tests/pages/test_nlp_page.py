@@ -81,11 +81,16 @@ def test_analyse_batch_and_train(page, model_store):
     highlight = next(m.value for m in at.markdown if "lucid-text" in m.value)
     assert "<script" not in highlight and "&lt;" in highlight and "gorgeous" in highlight
 
-    # Explain the other class on request.
+    assert "share of the probability of **positive**" in _markdown(at)
+    pieces = next(e for e in at.expander if e.label.startswith("Word pieces"))
+    assert "gorgeous" in pieces.dataframe[0].value["piece"].tolist()
+
+    # Explain the other class on request, in log-odds.
     at.selectbox(key="nlp_target").set_value("negative")
+    at.radio(key="nlp_units").set_value("log-odds")
     at.button(key="nlp_analyse").click()
     at.run()
-    assert "log-odds of **negative**" in _markdown(at)
+    assert "share of the log-odds of **negative**" in _markdown(at)
 
     # Batch: a CSV with an empty row; pick the text column, score, then find the driving words.
     batch = reviews(40, seed=7)

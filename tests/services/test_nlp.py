@@ -15,7 +15,7 @@ from models.nlp import DEFAULT_MODEL, RECIPE_VERSION, TextClassifier, TrainConfi
 from services.errors import InvalidInputError, ModelNotFoundError
 from services.explain import additivity_error
 from services.nlp import NLPService, column_texts, read_texts_file, require_text
-from services.nlp_explain import explain_words, masked_word_log_odds, split_words
+from services.nlp_explain import explain_pieces, explain_words, masked_word_log_odds, split_words
 from services.nlp_training import check_labels
 from ui.plots import text_highlight_html
 
@@ -108,6 +108,42 @@ def test_word_shap_adds_up_and_covers_every_word(tiny_trained):
             assert additivity_error(expl, output) < 1e-3
 
 
+def test_piece_shap_equals_shap_pipeline_defaults_and_sums_into_words(tiny_trained, monkeypatch):
+    """Same features, masking and hierarchy as shap.Explainer(pipeline): the same values (float32 here)."""
+    import shap
+    from transformers import pipeline
+
+    monkeypatch.setenv("LUCID_PRECISION", "fp32")
+    clf, _ = tiny_trained
+    pipe = pipeline("text-classification", model=clf.model, tokenizer=clf.tokenizer, device=-1, top_k=None)
+    reference = shap.Explainer(pipe)
+    for text in ["I love this gorgeous dress, unbelievably comfortable!", "terrible cheap fabric, returned"]:
+        tokens = split_words(clf, text)
+        expected = reference([text])[0]
+        for target in (0, 1):
+            ours = explain_pieces(clf, tokens, target)
+            np.testing.assert_allclose(ours.pieces.values, expected.values[:, target], atol=2e-5)
+            assert float(ours.pieces.base_values) == pytest.approx(expected.base_values[target], abs=2e-5)
+            assert additivity_error(ours.pieces, ours.output) < 1e-3
+            assert additivity_error(ours.words, ours.output) < 1e-3
+            assert "".join(ours.words.data) == text
+            assert "".join(ours.pieces.data) == text
+            # each word carries the sum of the pieces inside its characters
+            piece_ends = np.cumsum([len(p) for p in ours.pieces.data])
+            piece_starts = piece_ends - [len(p) for p in ours.pieces.data]
+            start = 0
+            for word, value in zip(ours.words.data, ours.words.values, strict=True):
+                inside = (piece_starts >= start) & (piece_ends <= start + len(word))
+                inside &= piece_ends > piece_starts
+                assert value == pytest.approx(ours.pieces.values[inside].sum(), abs=1e-6)
+                start += len(word)
+            if "unbelievably" in text:  # a word of several pieces
+                assert len(ours.pieces.values) > len(ours.words.values) + 2
+        log_odds = explain_pieces(clf, tokens, 1, units="log-odds")
+        p = ours.output
+        assert log_odds.output == pytest.approx(np.log(p / (1 - p)), abs=1e-4)
+
+
 def test_word_pieces_are_grouped_into_words(tiny_trained):
     clf, _ = tiny_trained
     tokens = split_words(clf, "Unbelievably comfortable")
@@ -141,9 +177,18 @@ def test_analyse_predicts_explains_and_escapes(service):
     html = text_highlight_html(result.explanation)
     assert "<script" not in html and "</script" not in html
     assert html.count("&lt;") == 2 and html.count("&gt;") == 2
+    assert result.units == "probability" and result.output == pytest.approx(result.probabilities["positive"])
+    assert not result.piece_table()["piece"].str.contains("<script").any()  # pieces are cut, never run
     negative = service.analyse("I love this gorgeous dress", target="negative")
+    positive = service.analyse("I love this gorgeous dress")
     assert negative.explained_label == "negative"
-    assert negative.output == pytest.approx(-service.analyse("I love this gorgeous dress").output, abs=1e-4)
+    assert negative.output == pytest.approx(1 - positive.output, abs=1e-4)
+    negative_lo = service.analyse("I love this gorgeous dress", target="negative", units="log-odds")
+    positive_lo = service.analyse("I love this gorgeous dress", units="log-odds")
+    assert negative_lo.output == pytest.approx(-positive_lo.output, abs=1e-4)
+    assert negative_lo.additivity_error < 1e-3
+    with pytest.raises(InvalidInputError, match="Unknown units"):
+        service.analyse("I love it", units="percent")
 
 
 @pytest.mark.parametrize("text", ["", "   \n\t ", None])
