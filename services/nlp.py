@@ -679,7 +679,7 @@ class NLPService:
             target: class whose log-odds are explained (default: the last class, e.g. positive).
             sample_size: texts explained (a random sample when the batch is larger).
             min_count: keep words seen at least this many times.
-            max_evals: model calls per text (default: as for one text, capped at 300).
+            max_evals: model calls per text (default: 6 per word, 64 to 300).
             seed: the sample's seed.
             progress: (fraction, message) callback.
             should_stop: cancellation hook, polled between texts.

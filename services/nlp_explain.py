@@ -323,5 +323,9 @@ def explain_pieces(
         )
     piece_expl = make_explanation(values, base, pieces, feature_names=[str(p) for p in pieces])
     word_values = np.array([values[p].sum() for p in positions], dtype=np.float64)
+    if len(word_values):
+        # When the budget ends before the hierarchy is fully split (long texts), shap spreads the rest
+        # evenly over every piece, the never-masked [CLS]/[SEP] included; their share goes to the words.
+        word_values += (values.sum() - word_values.sum()) / len(word_values)
     word_expl = make_explanation(word_values, base, np.array(words, dtype=object), feature_names=words)
     return PieceExplanation(pieces=piece_expl, words=word_expl, output=output, units=units)

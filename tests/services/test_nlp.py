@@ -206,6 +206,14 @@ def test_very_long_text_is_truncated_with_a_notice(service):
     assert "".join(result.explanation.data) == text[: result.used_chars]
 
 
+def test_long_text_explanation_adds_up_when_the_budget_ends_early(service):
+    text = " ".join(f"the dress {w} and" for w in ["fits", "love", "awful", "great"] * 12)  # > 128 pieces
+    result = service.analyse(text, max_evals=120)  # far too few to split 128 pieces to the end
+    assert result.truncated and result.additivity_error < 1e-3
+    pieces = np.asarray(result.pieces.values)
+    assert abs(pieces[0]) > 0  # the budget's rest was spread over [CLS] too, as shap does
+
+
 def test_emoji_and_non_latin_scripts(service):
     result = service.analyse("Отличное платье 很好看 😍 love it")
     assert len(result.explanation.values) >= 5
