@@ -7,7 +7,7 @@
    batched path forced to float32 to show what batching alone gives. Same weights, same images; top-1
    agreement and the largest probability difference against the plain loop are reported.
 2. SHAP heat-map: shap's Partition explainer called with its defaults (500 evaluations) against our
-   budget (200 evaluations, larger batches), with the same blur masker; time and faithfulness
+   budget (300 evaluations, larger batches), with the same blur masker; time and faithfulness
    (probability drop when the top 10% / 20% is blurred, minus the drop for random regions).
 3. Grad-CAM on the last convolutional stage: median time.
 4. Head fine-tuning on BCCD blood-cell crops (../shared/data/bccd): seconds per epoch, test accuracy
@@ -120,8 +120,8 @@ def explanations(clf: ImageClassifier, args: argparse.Namespace) -> dict:
             result = explainer(view[None].astype(np.float32), silent=True)  # max_evals=500, batch_size auto
             return np.asarray(result.values[0]).reshape(view.shape).sum(axis=-1)
 
-        t_ours, expl = timed_runs(ours, 1)
-        t_default, default_map = timed_runs(shap_defaults, 1)
+        t_ours, expl = timed_runs(ours, args.runs)
+        t_default, default_map = timed_runs(shap_defaults, args.runs)
         t_cam, cam = timed_runs(
             lambda view=view, k=k: gradcam(clf.model, clf.preprocessing, view, k, layer="bn2", lock=clf.lock),
             max(3, args.runs),

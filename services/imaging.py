@@ -174,8 +174,9 @@ class ImagePreprocessing:
         arr = np.asarray(views)
         if arr.ndim == 3:
             arr = arr[None]
-        # A fresh float32 copy (the caller's array is never written to), in the views' NHWC layout.
-        x = torch.as_tensor(np.ascontiguousarray(arr)).permute(0, 3, 1, 2).to(torch.float32, copy=True)
+        # A fresh float32 copy (the caller's array, read-only or not, is never written to), in the
+        # views' NHWC layout.
+        x = torch.from_numpy(np.array(arr, dtype=np.float32, order="C")).permute(0, 3, 1, 2)
         x.mul_(1.0 / 255.0)
         _, tensor_steps = self._parts()
         for step in tensor_steps:  # timm's Normalize (with this config's mean and std)
