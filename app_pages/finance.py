@@ -22,7 +22,7 @@ from services.finance import (
     to_probability_units,
 )
 from services.finance_stats import calibration_table, ks_curve
-from services.store import ModelStore, default_root
+from services.store import shared_service
 from ui import finance_plots, plots
 from ui.report import Report
 from ui.widgets import batch_export, downloads, guard, model_card
@@ -31,16 +31,15 @@ TABLE_PREVIEW = 1000
 DEFERRED_DOWNLOAD_ROWS = 5000
 
 
-@st.cache_resource(show_spinner=False)
-def get_finance_service(root: str) -> FinanceService:
-    """One service per model store, shared by every session (its XGBoost calls run under a lock)."""
-    return FinanceService(ModelStore(root))
+def get_finance_service() -> FinanceService:
+    """One service per process and model store, shared by every session (XGBoost runs under a lock)."""
+    return shared_service(FinanceService)
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
 def read_upload(data: bytes, filename: str) -> pd.DataFrame:
     """Parse an uploaded table once per file."""
-    return get_finance_service(str(default_root())).read_applicants(data, filename)
+    return get_finance_service().read_applicants(data, filename)
 
 
 def _digest(data: bytes) -> str:
@@ -144,7 +143,7 @@ def _report(
     return report.to_html()
 
 
-service = get_finance_service(str(default_root()))
+service = get_finance_service()
 
 st.title("Credit risk")
 st.caption(

@@ -16,6 +16,7 @@ import streamlit as st
 from services.medical import DISCLAIMER, UNCALIBRATED_NOTE, MedicalService
 from services.medical_io import Scan, load_scan, render_slice, to_png, window_options
 from services.medical_train import ScanTrainConfig, labelled_scans_from_zip
+from services.store import shared_service
 from ui.plots import image_overlay
 from ui.report import Report
 from ui.widgets import downloads, guard, model_card, training_buttons
@@ -28,9 +29,9 @@ SAMPLES = {
 }
 
 
-@st.cache_resource(show_spinner=False)
 def get_medical_service() -> MedicalService:
-    return MedicalService()
+    """One service per process and model store, shared by every session."""
+    return shared_service(MedicalService)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

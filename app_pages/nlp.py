@@ -21,7 +21,7 @@ from services.nlp import (
     read_texts_file,
     text_columns,
 )
-from services.store import default_root
+from services.store import default_root, shared_service
 from ui.nlp_plots import drivers_bar, loss_curve, score_histogram
 from ui.plots import confusion_matrix, text_highlight_html, token_bar
 from ui.report import Report
@@ -32,14 +32,6 @@ EXAMPLE = (
     "but the zipper broke the first time I wore it and the customer service never answered."
 )
 DEMO_SIZE = 300
-
-
-@st.cache_resource(show_spinner=False)
-def get_nlp_service(store_root: str) -> NLPService:
-    """One service per model store, shared by all sessions (it guards its models with locks)."""
-    from services.store import ModelStore
-
-    return NLPService(ModelStore(store_root))
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -74,7 +66,7 @@ def progress_callback(bar):
 
 
 store_root = str(default_root())
-service = get_nlp_service(store_root)
+service = shared_service(NLPService, store_root)  # one per process and store, for every session
 
 st.title("Review sentiment")
 st.caption(

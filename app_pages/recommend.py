@@ -12,6 +12,7 @@ from services.data import read_table
 from services.errors import InvalidInputError
 from services.recommend import DEFAULT_MODEL, K, Recommendations, RecommendService, batch_frame
 from services.recommend_data import attach_item_table, attach_user_table, prepare_interactions
+from services.store import shared_service
 from ui import plots
 from ui.recommend_plots import metrics_comparison, popularity_bias, similar_items_bar
 from ui.report import Report
@@ -23,9 +24,9 @@ FILE_USERS = "The users of a file"
 WATERFALL_UNITS = "log-odds that the user picks the item"
 
 
-@st.cache_resource(show_spinner=False)
 def get_recommend_service() -> RecommendService:
-    return RecommendService()
+    """One service per process and model store, shared by every session."""
+    return shared_service(RecommendService)
 
 
 def load_model(name: str):

@@ -13,7 +13,7 @@ from PIL import Image
 import services.vision as vision_domain
 from services.errors import InvalidInputError
 from services.imaging import FineTuneConfig, labelled_images_from_zip, per_class_table
-from services.store import ModelStore, default_root
+from services.store import default_root, shared_service
 from services.vision import (
     DEFAULT_MODEL,
     DEFAULT_SHAP_EVALS,
@@ -32,12 +32,6 @@ from ui.widgets import batch_export, downloads, guard, model_card, training_butt
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif", "zip"]
 SHAP_BUDGETS = [50, 100, 200, 300, 500]
-
-
-@st.cache_resource(show_spinner=False)
-def get_vision_service(store_root: str) -> VisionService:
-    """One service per model store, shared by all sessions (each model runs under its own lock)."""
-    return VisionService(ModelStore(store_root))
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -151,7 +145,7 @@ def batch_report_html(
 
 
 store_root = str(default_root())
-service = get_vision_service(store_root)
+service = shared_service(VisionService, store_root)  # one per process and store, for every session
 
 st.title("Image classification")
 st.caption(

@@ -17,9 +17,7 @@ Example:
 from __future__ import annotations
 
 import argparse
-import functools
 import logging
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,7 +65,7 @@ from services.medical_train import (
     render_for_model,
     train_on_scans,
 )
-from services.store import ModelStore, StoredModel, data_hash
+from services.store import ModelStore, StoredModel, data_hash, shared_service
 
 DOMAIN = "medical"
 # Scans are classified in float32 on every device, so the served outputs stay those of the validated
@@ -574,12 +572,6 @@ def cli_run(command: str, args: argparse.Namespace) -> dict[str, Any]:
 DEFAULT_PARTITION_ROWS = 64
 
 
-@functools.lru_cache(maxsize=2)
-def _process_service(model_dir: str | None) -> MedicalService:
-    """The service of this process (each batch worker loads a model once and keeps it)."""
-    return MedicalService(ModelStore(model_dir) if model_dir else None)
-
-
 def score_input(args: argparse.Namespace) -> pd.DataFrame:
     """CLI ``score``: one row per file (a scan, or each member of a zip read by the safe reader):
     ``file`` and ``data`` (its bytes, decoded in the partition).
@@ -590,7 +582,7 @@ def score_input(args: argparse.Namespace) -> pd.DataFrame:
     from services.cli import read_input
 
     data, filename = read_input(args.data)
-    service = _process_service(os.environ.get("LUCID_MODEL_DIR"))
+    service = shared_service(MedicalService)
     name = args.model or DEFAULT_MODEL
     if name not in service.model_names():
         raise ModelNotFoundError(name, service.model_names(), kind="medical model")
@@ -607,7 +599,7 @@ def score_partition(
     never a crash. Returns one row per input row: ``file`` and ``record``, the file's output row as
     a dict, so the table's columns and types never depend on how the files were partitioned.
     """
-    service = _process_service(os.environ.get("LUCID_MODEL_DIR"))
+    service = shared_service(MedicalService)
     name = model or DEFAULT_MODEL
     records = [
         service.score_files([(f, d)], name, explain=explain).to_dict("records")[0]

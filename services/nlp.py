@@ -13,10 +13,8 @@ Example:
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
-import os
 import re
 import threading
 import time
@@ -57,7 +55,7 @@ from services.nlp_training import (
     tfidf_baseline_proba,
     train_and_evaluate,
 )
-from services.store import NAME_PATTERN, ModelStore, StoredModel, data_hash, validate_name
+from services.store import NAME_PATTERN, ModelStore, StoredModel, data_hash, shared_service, validate_name
 
 log = logging.getLogger("lucid.nlp")
 DOMAIN = "nlp"
@@ -903,12 +901,6 @@ def _cli_progress(fraction: float, message: str) -> None:
 DEFAULT_PARTITION_ROWS = 500
 
 
-@functools.lru_cache(maxsize=2)
-def _process_service(model_dir: str | None) -> NLPService:
-    """The service of this process (each batch worker loads a model once and keeps it)."""
-    return NLPService(ModelStore(model_dir) if model_dir else None)
-
-
 def score_input(args: Any) -> pd.DataFrame:
     """CLI ``score``: one row per input row: ``row`` (its position), ``shown`` (the text column as
     written to the output) and ``text`` (the cleaned text that is scored). The text column's name is
@@ -923,7 +915,7 @@ def score_input(args: Any) -> pd.DataFrame:
         raise InvalidInputError("There are no texts to score.")
     if not any(texts):
         raise InvalidInputError("Every text in the chosen column is empty.")
-    service = _process_service(os.environ.get("LUCID_MODEL_DIR"))
+    service = shared_service(NLPService)
     model = args.model or DEFAULT_MODEL
     if model == DEFAULT_MODEL:
         service.ensure_default(progress=_cli_progress)
@@ -964,7 +956,7 @@ def score_partition(
     Columns: ``row``, ``shown``, ``status``, ``label``, ``p_<class>``..., ``score``, ``truncated``
     and with ``explain`` ``top_words``; a partition of empty texts only is marked without a model call.
     """
-    service = _process_service(os.environ.get("LUCID_MODEL_DIR"))
+    service = shared_service(NLPService)
     model = model or DEFAULT_MODEL
     int8 = bool(options.get("int8", False))
     texts = frame["text"].tolist()

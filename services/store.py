@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from services.errors import InvalidInputError, ModelNotFoundError
 
@@ -182,3 +182,32 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, (Path, dt.datetime, dt.date)):
         return str(value)
     raise TypeError(f"Not JSON serialisable: {type(value).__name__}")
+
+
+_S = TypeVar("_S")
+_shared_services: dict[tuple[type, str], Any] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_service(cls: type[_S], root: str | Path | None = None) -> _S:
+    """The process's one instance of a domain service for a model store (default :func:`default_root`).
+
+    The app's pages (every session) and the batch workers running in this process get the same
+    instance, so each model is loaded once per process and per store. Services are thread-safe.
+
+    Args:
+        cls: the service class, constructed as ``cls(ModelStore(root))``.
+        root: the store's root folder; paths naming the same folder share one instance.
+    """
+    key = (cls, str(Path(root if root is not None else default_root()).expanduser().resolve()))
+    with _shared_lock:
+        service = _shared_services.get(key)
+        if service is None:
+            service = _shared_services[key] = cls(ModelStore(key[1]))
+    return service
+
+
+def clear_shared_services() -> None:
+    """Forget every shared service (its models are freed once nothing else holds them)."""
+    with _shared_lock:
+        _shared_services.clear()

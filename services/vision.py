@@ -15,9 +15,7 @@ Example:
 
 from __future__ import annotations
 
-import functools
 import logging
-import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -64,7 +62,7 @@ from services.imaging import (
     shap_heatmap,
     top_k_from_probabilities,
 )
-from services.store import ModelStore
+from services.store import ModelStore, shared_service
 
 log = logging.getLogger("lucid.vision")
 
@@ -606,12 +604,6 @@ def cli_run(command: str, args: Any) -> dict[str, Any]:
 DEFAULT_PARTITION_ROWS = 32
 
 
-@functools.lru_cache(maxsize=2)
-def _process_service(model_dir: str | None) -> VisionService:
-    """The service of this process (each batch worker loads a model once and keeps it)."""
-    return VisionService(ModelStore(model_dir) if model_dir else None)
-
-
 def batch_frame(files: Sequence[tuple[str, bytes]]) -> pd.DataFrame:
     """The rows of a batch ``score`` for these files: one per file to classify, with ``image`` (its name),
     ``data`` (its bytes, decoded in the partition) and ``problem`` (why it is skipped, else empty).
@@ -664,7 +656,7 @@ def score_input(args: Any) -> pd.DataFrame:
         ModelNotFoundError: unknown model (before any work is sent to workers).
         InvalidInputError: missing path, or no file that could be an image.
     """
-    _process_service(os.environ.get("LUCID_MODEL_DIR"))._check_name(args.model or DEFAULT_MODEL)
+    shared_service(VisionService)._check_name(args.model or DEFAULT_MODEL)
     return batch_frame(_files_from_path(args.data))
 
 
@@ -691,7 +683,7 @@ def score_partition(
     and ``record``, the output row of a decoded image as a dict (``None`` for a skipped file), so the
     table's columns and types never depend on how the files were partitioned.
     """
-    service = _process_service(os.environ.get("LUCID_MODEL_DIR"))
+    service = shared_service(VisionService)
     model = model or DEFAULT_MODEL
     problems = frame["problem"].tolist()
     names: list[str] = []

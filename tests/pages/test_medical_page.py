@@ -15,12 +15,12 @@ PAGE = "app_pages/medical.py"
 
 @pytest.fixture(autouse=True)
 def _fresh_service(model_store):
-    """Each test gets an empty model store and a service built for it (the page caches the service)."""
-    import streamlit as st
+    """Each test gets an empty model store and a service built for it (the page shares the service)."""
+    from services.store import clear_shared_services
 
-    st.cache_resource.clear()
+    clear_shared_services()
     yield
-    st.cache_resource.clear()
+    clear_shared_services()
 
 
 def _all_text(at) -> str:

@@ -75,3 +75,24 @@ def test_unknown_model_lists_valid_names(model_store):
 def test_default_root_follows_env(tmp_path, monkeypatch):
     monkeypatch.setenv("LUCID_MODEL_DIR", str(tmp_path / "elsewhere"))
     assert ModelStore().root == tmp_path / "elsewhere"
+
+
+def test_shared_service_is_one_per_store_and_class(model_store, tmp_path):
+    from services.nlp import NLPService
+    from services.store import clear_shared_services, shared_service
+    from services.vision import VisionService
+
+    clear_shared_services()
+    try:
+        page = shared_service(NLPService, str(model_store.root))
+        # The batch workers of this process (LUCID_MODEL_DIR points at the same store) get the same one,
+        # also when the folder is spelt another way.
+        assert shared_service(NLPService) is page
+        assert shared_service(NLPService, model_store.root / ".." / "models") is page
+        assert page.store.root == model_store.root.resolve()
+        assert shared_service(NLPService, tmp_path / "other") is not page
+        assert isinstance(shared_service(VisionService), VisionService)
+        clear_shared_services()
+        assert shared_service(NLPService) is not page
+    finally:
+        clear_shared_services()
