@@ -254,6 +254,13 @@ def prepare_interactions(
     )
 
 
+def _indexed_by(table: pd.DataFrame, ids: pd.Series) -> pd.DataFrame:
+    """The table indexed by its ids, first row per id (no column is inserted: an upload with many
+    columns may be a fragmented frame, which pandas warns about on every insert)."""
+    table = table.set_axis(pd.Index(ids.to_numpy(), name="_id"), axis=0)
+    return table[~table.index.duplicated(keep="first")]
+
+
 def attach_item_table(
     data: InteractionData,
     table: pd.DataFrame,
@@ -274,8 +281,7 @@ def attach_item_table(
     title_col = _require_column(table, title_col, "title", required=False)
     for col in category_cols:
         _require_column(table, col, "category")
-    ids = _ids(table[id_col])
-    table = table.assign(_id=ids.to_numpy()).drop_duplicates("_id", keep="first").set_index("_id")
+    table = _indexed_by(table, _ids(table[id_col]))
     known = data.items.index
     matched = known.intersection(table.index)
     if len(matched) == 0:
@@ -323,7 +329,7 @@ def attach_user_table(data: InteractionData, table: pd.DataFrame, *, id_col: str
         InvalidInputError: the id column is missing or matches no user of the log.
     """
     id_col = _require_column(table, id_col, "user id")
-    table = table.assign(_id=_ids(table[id_col]).to_numpy()).drop_duplicates("_id").set_index("_id")
+    table = _indexed_by(table, _ids(table[id_col]))
     table = table.drop(columns=[id_col])
     table.index.name = "user"
     known = pd.Index(data.interactions["user"].unique())

@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -117,6 +119,25 @@ def test_item_table_ids_must_match():
     assert any("not in the item table" in n for n in out.notes)
     with pytest.raises(InvalidInputError, match="No user id"):
         attach_user_table(data, pd.DataFrame({"uid": ["nobody"], "age": [3]}), id_col="uid")
+
+
+def test_wide_fragmented_tables_attach_without_warnings_first_row_per_id():
+    """A table with many columns added one by one (as a wide upload can be) attaches quietly."""
+    data = prep(small_log())
+    items = pd.DataFrame({"id": ["s0", "s1", "s0"], "name": ["Zero", "One", "Zero again"]})
+    users = pd.DataFrame({"uid": ["c0", "c1", "c0"]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", pd.errors.PerformanceWarning)  # building it is what fragments it
+        for k in range(150):
+            items[f"x{k}"] = k
+            users[f"a{k}"] = [k, k + 1, k + 2]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = attach_item_table(data, items, id_col="id", title_col="name")
+        out = attach_user_table(out, users, id_col="uid")
+    assert out.items.loc["s0", "title"] == "Zero"  # the first row of a repeated id
+    assert out.users.loc["c0", "a3"] == 3 and out.users.loc["c1", "a3"] == 4
+    assert "uid" not in out.users.columns
 
 
 def test_temporal_split_leaks_nothing():
