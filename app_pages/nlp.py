@@ -275,11 +275,13 @@ with tab_batch:
         n_scored = len(scored)
         if n_scored > 1:
             sample = st.slider(
-                "Texts to explain (a random sample when the batch is larger; about 0.5 s per text on a CPU)",
+                "Texts to explain (a random sample when the batch is larger)",
                 min_value=1,
                 max_value=min(500, n_scored),
                 value=min(30, n_scored),
                 key="nlp_drivers_sample",
+                help="Each text costs up to 300 model calls (6 per word): on two CPU cores about 0.5 s for a "
+                "40-word review and 2 s for one of 70 words or more; seconds on a GPU.",
             )
         else:  # a slider needs two distinct ends; one scored text is simply explained
             sample = 1
@@ -299,7 +301,8 @@ with tab_batch:
                 f"Mean SHAP value per word (log-odds of '{drivers.explained_label}', so that words count "
                 "alike in confident and in borderline texts; whole-word SHAP, faster than the word-piece "
                 f"explanation of one text) over a random sample of {drivers.sample_size:,} of "
-                f"{drivers.batch_size:,} texts; words seen at least {drivers.min_count} times."
+                f"{drivers.batch_size:,} texts; words seen at least {drivers.min_count} times. Explained in "
+                f"{drivers.seconds:.0f} s ({drivers.seconds / max(drivers.sample_size, 1):.1f} s per text)."
             )
             if drivers.table.empty:
                 st.info("No word appeared often enough in the sample; explain more texts.")

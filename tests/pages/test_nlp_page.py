@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 
 import numpy as np
 import pandas as pd
@@ -113,7 +114,9 @@ def test_analyse_batch_and_train(page, model_store):
     at.button(key="nlp_drivers_go").click()
     at.run()
     assert not at.exception and not at.error
-    assert "over a random sample of 12 of 39 texts" in "\n".join(c.value for c in at.caption)
+    captions = "\n".join(c.value for c in at.caption)
+    assert "over a random sample of 12 of 39 texts" in captions
+    assert re.search(r"Explained in \d+ s \(\d+\.\d s per text\)", captions)
 
     # Train your own on a tiny file (the real encoder, one epoch).
     train = reviews(24, seed=3)
