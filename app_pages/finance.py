@@ -31,15 +31,10 @@ TABLE_PREVIEW = 1000
 DEFERRED_DOWNLOAD_ROWS = 5000
 
 
-def get_finance_service() -> FinanceService:
-    """One service per process and model store, shared by every session (XGBoost runs under a lock)."""
-    return shared_service(FinanceService)
-
-
 @st.cache_data(show_spinner=False, max_entries=4)
 def read_upload(data: bytes, filename: str) -> pd.DataFrame:
     """Parse an uploaded table once per file."""
-    return get_finance_service().read_applicants(data, filename)
+    return shared_service(FinanceService).read_applicants(data, filename)
 
 
 def _digest(data: bytes) -> str:
@@ -143,7 +138,7 @@ def _report(
     return report.to_html()
 
 
-service = get_finance_service()
+service = shared_service(FinanceService)  # one per process and model store, for every session
 
 st.title("Credit risk")
 st.caption(

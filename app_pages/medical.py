@@ -29,11 +29,6 @@ SAMPLES = {
 }
 
 
-def get_medical_service() -> MedicalService:
-    """One service per process and model store, shared by every session."""
-    return shared_service(MedicalService)
-
-
 @st.cache_data(show_spinner=False, max_entries=8)
 def _load(data: bytes, filename: str) -> Scan:
     return load_scan(data, filename)
@@ -63,7 +58,7 @@ def _plain_image(image: np.ndarray) -> shap.Explanation:
     return shap.Explanation(values=np.zeros(image.shape[:2], dtype=np.float32), base_values=0.0, data=image)
 
 
-service = get_medical_service()
+service = shared_service(MedicalService)  # one per process and model store, for every session
 st.title("Medical imaging")
 st.warning(f"**{DISCLAIMER}** Nothing on this page is a diagnosis.", icon=":material/medical_information:")
 

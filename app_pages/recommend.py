@@ -24,14 +24,9 @@ FILE_USERS = "The users of a file"
 WATERFALL_UNITS = "log-odds that the user picks the item"
 
 
-def get_recommend_service() -> RecommendService:
-    """One service per process and model store, shared by every session."""
-    return shared_service(RecommendService)
-
-
 def load_model(name: str):
     """The model, built with a progress bar when it is a default that is not built yet."""
-    service = get_recommend_service()
+    service = shared_service(RecommendService)
     if not service.needs_build(name):
         return service.load(name)
     with st.status("Building the demo recommender (first use only, about half a minute)...") as status:
@@ -138,7 +133,7 @@ st.info(
     icon=":material/gavel:",
 )
 
-service = get_recommend_service()
+service = shared_service(RecommendService)  # one per process and model store, for every session
 names = service.model_names()
 name = st.selectbox("Model", names, key="recommend_model")
 model = None

@@ -13,7 +13,7 @@ from PIL import Image
 import services.vision as vision_domain
 from services.errors import InvalidInputError
 from services.imaging import FineTuneConfig, labelled_images_from_zip, per_class_table
-from services.store import default_root, shared_service
+from services.store import shared_service
 from services.vision import (
     DEFAULT_MODEL,
     DEFAULT_SHAP_EVALS,
@@ -144,8 +144,7 @@ def batch_report_html(
     return batch_report(model, _table, _items)
 
 
-store_root = str(default_root())
-service = shared_service(VisionService, store_root)  # one per process and store, for every session
+service = shared_service(VisionService)  # one per process and model store, for every session
 
 st.title("Image classification")
 st.caption(
