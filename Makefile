@@ -11,16 +11,17 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt requirements-assets.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-assets.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt -r requirements-dev.txt
 	$(BIN)/python -m pip install --quiet --no-deps -r requirements-assets.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 # Trains the defaults that Lucid's own recipes produce (once; later runs find them in the store).
 models: setup
-	$(BIN)/python -m models.build_defaults
+	$(BIN)/python -m lucid.build_defaults
 
 run: models
 	$(BIN)/streamlit run app.py

@@ -7,9 +7,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import streamlit as st  # noqa: E402
 
-from services.auth import sign_in_required  # noqa: E402
-from services.logs import configure_logging  # noqa: E402
-from ui.catalogue import HOME, available_pages  # noqa: E402
+from lucid.core.auth import sign_in_required  # noqa: E402
+from lucid.core.logs import configure_logging  # noqa: E402
+from lucid.ui.catalogue import HOME, available_pages  # noqa: E402
 
 configure_logging()
 st.set_page_config(page_title="Lucid", page_icon=":material/insights:", layout="wide")

@@ -9,10 +9,10 @@ import pandas as pd
 import shap
 import streamlit as st
 
-import services.finance as finance_domain
-from services.data import to_safe_csv
-from services.explain import mean_abs_importance
-from services.finance import (
+from lucid.core.data import to_safe_csv
+from lucid.core.store import shared_service
+from lucid.domains import DOMAINS
+from lucid.domains.finance.service import (
     GRADES,
     N_REASONS,
     PSI_MIN_ROWS,
@@ -21,11 +21,11 @@ from services.finance import (
     ScoreResult,
     to_probability_units,
 )
-from services.finance_stats import calibration_table, ks_curve
-from services.store import shared_service
-from ui import finance_plots, plots
-from ui.report import Report
-from ui.widgets import batch_export, downloads, guard, model_card
+from lucid.domains.finance.stats import calibration_table, ks_curve
+from lucid.explain.explanation import mean_abs_importance
+from lucid.ui import finance_plots, plots
+from lucid.ui.report import Report
+from lucid.ui.widgets import batch_export, downloads, guard, model_card
 
 TABLE_PREVIEW = 1000
 DEFERRED_DOWNLOAD_ROWS = 5000
@@ -304,12 +304,12 @@ with tab_score:
                 )
         with st.expander("Batch job: score and explain on this server or a cluster", icon=":material/dns:"):
             st.caption(
-                "The same job as `python -m services finance score --explain`: every applicant, in order, "
+                "The same job as `lucid finance score --explain`: every applicant, in order, "
                 "partition by partition; on a Dask cluster each worker loads the model once."
             )
             batch_export(
                 "finance_batch",
-                finance_domain,
+                DOMAINS["finance"],
                 applicants.reset_index(drop=True),
                 model=bundle.name,
                 options={"threshold": float(threshold)},

@@ -3,9 +3,9 @@
 import pandas as pd
 import streamlit as st
 
-from services.device import describe_device
-from services.versions import library_versions
-from ui.catalogue import available_pages
+from lucid.core.device import describe_device
+from lucid.core.versions import library_versions
+from lucid.ui.catalogue import available_pages
 
 
 @st.cache_resource(show_spinner=False)

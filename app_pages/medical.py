@@ -13,13 +13,13 @@ import plotly.graph_objects as go
 import shap
 import streamlit as st
 
-from services.medical import DISCLAIMER, UNCALIBRATED_NOTE, MedicalService
-from services.medical_io import Scan, load_scan, render_slice, to_png, window_options
-from services.medical_train import ScanTrainConfig, labelled_scans_from_zip
-from services.store import shared_service
-from ui.plots import image_overlay
-from ui.report import Report
-from ui.widgets import downloads, guard, model_card, training_buttons
+from lucid.core.store import shared_service
+from lucid.domains.medical.scans import Scan, load_scan, render_slice, to_png, window_options
+from lucid.domains.medical.service import DISCLAIMER, UNCALIBRATED_NOTE, MedicalService
+from lucid.domains.medical.training import ScanTrainConfig, labelled_scans_from_zip
+from lucid.ui.plots import image_overlay
+from lucid.ui.report import Report
+from lucid.ui.widgets import downloads, guard, model_card, training_buttons
 
 SAMPLES = {
     "CT slice (pydicom CT_small.dcm)": ("dicom", "CT_small.dcm"),

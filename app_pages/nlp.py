@@ -7,25 +7,25 @@ import html
 import pandas as pd
 import streamlit as st
 
-import services.nlp as nlp_domain
-from models.nlp import TrainConfig, load_reviews, stratified_sample, stratified_split
-from services.errors import InvalidInputError
-from services.nlp import (
+from lucid.core.errors import InvalidInputError
+from lucid.core.store import default_root, shared_service
+from lucid.domains import DOMAINS
+from lucid.domains.nlp.batch import batch_frame
+from lucid.domains.nlp.model import TrainConfig, load_reviews, stratified_sample, stratified_split
+from lucid.domains.nlp.service import (
     BatchScores,
     NLPService,
     TextAnalysis,
     WordDrivers,
-    batch_frame,
     column_texts,
     metrics_table,
     read_texts_file,
     text_columns,
 )
-from services.store import default_root, shared_service
-from ui.nlp_plots import drivers_bar, loss_curve, score_histogram
-from ui.plots import confusion_matrix, text_highlight_html, token_bar
-from ui.report import Report
-from ui.widgets import batch_export, downloads, guard, model_card, training_buttons
+from lucid.ui.nlp_plots import drivers_bar, loss_curve, score_histogram
+from lucid.ui.plots import confusion_matrix, text_highlight_html, token_bar
+from lucid.ui.report import Report
+from lucid.ui.widgets import batch_export, downloads, guard, model_card, training_buttons
 
 EXAMPLE = (
     "I ordered this dress for a wedding. The colour is gorgeous and the fabric feels expensive, "
@@ -231,12 +231,12 @@ with tab_batch:
             "Batch job: export every row, with each text's strongest words", icon=":material/dns:"
         ):
             st.caption(
-                "The same job as `python -m services nlp score --explain`: every row of the file, in order, "
+                "The same job as `lucid nlp score --explain`: every row of the file, in order, "
                 "with its label, probabilities and (optionally) its five strongest words by SHAP."
             )
             batch_export(
                 "nlp_batch",
-                nlp_domain,
+                DOMAINS["nlp"],
                 batch_frame(frame, column),
                 model=model_name,
                 options={"int8": bool(int8)},

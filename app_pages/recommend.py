@@ -7,16 +7,18 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-import services.recommend as recommend_domain
-from services.data import read_table
-from services.errors import InvalidInputError
-from services.recommend import DEFAULT_MODEL, K, Recommendations, RecommendService, batch_frame
-from services.recommend_data import attach_item_table, attach_user_table, prepare_interactions
-from services.store import shared_service
-from ui import plots
-from ui.recommend_plots import metrics_comparison, popularity_bias, similar_items_bar
-from ui.report import Report
-from ui.widgets import batch_export, downloads, guard, model_card
+from lucid.core.columns import ITEM_COLUMNS, RATING_COLUMNS, TIME_COLUMNS, USER_COLUMNS, find_column
+from lucid.core.data import read_table
+from lucid.core.errors import InvalidInputError
+from lucid.core.store import shared_service
+from lucid.domains import DOMAINS
+from lucid.domains.recommend.batch import batch_frame
+from lucid.domains.recommend.data import attach_item_table, attach_user_table, prepare_interactions
+from lucid.domains.recommend.service import DEFAULT_MODEL, K, Recommendations, RecommendService
+from lucid.ui import plots
+from lucid.ui.recommend_plots import metrics_comparison, popularity_bias, similar_items_bar
+from lucid.ui.report import Report
+from lucid.ui.widgets import batch_export, downloads, guard, model_card
 
 NONE = "(none)"
 EVERY_USER = "Every user of the model"
@@ -253,7 +255,7 @@ if model is not None:
             )
         with st.expander(f"Batch job: the top {words} of every user, with reasons", icon=":material/dns:"):
             st.caption(
-                "The same job as `python -m services recommend score`: the users in order, each with their "
+                "The same job as `lucid recommend score`: the users in order, each with their "
                 f"top {words} (never one already in their history) and the reason for each."
             )
             top = st.slider(f"{words.capitalize()} per user", 1, 30, K, key="recommend_batch_top")
@@ -271,10 +273,8 @@ if model is not None:
                     if users_file is not None:
                         users_table = read_table(users_file.getvalue(), users_file.name)
                         columns = list(users_table.columns)
-                        lowered = [str(c).lower() for c in columns]
-                        guessed = next(
-                            (lowered.index(c) for c in ("user", "user_id", "customer") if c in lowered), 0
-                        )
+                        found = find_column(columns, USER_COLUMNS)
+                        guessed = columns.index(found) if found is not None else 0
                         user_col = st.selectbox(
                             "User column", columns, index=guessed, key="recommend_batch_user_col"
                         )
@@ -283,7 +283,7 @@ if model is not None:
                 st.caption(f"{len(users_frame):,} users, one row per user and rank.")
                 batch_export(
                     "recommend_batch",
-                    recommend_domain,
+                    DOMAINS["recommend"],
                     users_frame,
                     model=name,
                     options={"top": int(top)},
@@ -308,37 +308,33 @@ if model is not None:
                 cols = list(log.columns)
                 st.dataframe(preview(log), hide_index=True, width="stretch")
 
-                def guess(*names: str, default: str = NONE) -> int:
-                    opts = [NONE, *cols]
-                    for n in names:
-                        for k, c in enumerate(opts):
-                            if c.lower() == n:
-                                return k
-                    return opts.index(default) if default in opts else 0
+                def guess(candidates: tuple[str, ...]) -> int:
+                    found = find_column(cols, candidates)
+                    return cols.index(found) + 1 if found is not None else 0
 
                 c1, c2, c3, c4 = st.columns(4)
                 user_col = c1.selectbox(
                     "User column",
                     [NONE, *cols],
-                    index=guess("user", "user_id", "customer"),
+                    index=guess(USER_COLUMNS),
                     key="recommend_user_col",
                 )
                 item_col = c2.selectbox(
                     "Item column",
                     [NONE, *cols],
-                    index=guess("item", "item_id", "product", "movie_id"),
+                    index=guess(ITEM_COLUMNS),
                     key="recommend_item_col",
                 )
                 rating_col = c3.selectbox(
                     "Rating column",
                     [NONE, *cols],
-                    index=guess("rating", "stars", "score"),
+                    index=guess(RATING_COLUMNS),
                     key="recommend_rating_col",
                 )
                 time_col = c4.selectbox(
                     "Timestamp column",
                     [NONE, *cols],
-                    index=guess("timestamp", "time", "date"),
+                    index=guess(TIME_COLUMNS),
                     key="recommend_time_col",
                 )
                 scale = None

@@ -10,25 +10,25 @@ import pandas as pd
 import streamlit as st
 from PIL import Image
 
-import services.vision as vision_domain
-from services.errors import InvalidInputError
-from services.imaging import FineTuneConfig, labelled_images_from_zip, per_class_table
-from services.store import shared_service
-from services.vision import (
+from lucid.core.errors import InvalidInputError
+from lucid.core.store import shared_service
+from lucid.domains import DOMAINS
+from lucid.domains.vision.batch import batch_frame
+from lucid.domains.vision.service import (
     DEFAULT_MODEL,
     DEFAULT_SHAP_EVALS,
     SAMPLE_PHOTOS,
     ImageExplanation,
     UploadedImages,
     VisionService,
-    batch_frame,
     read_uploaded_images,
     sample_images,
 )
-from ui.plots import image_overlay
-from ui.report import Report
-from ui.vision_plots import confusion_matrix_figure, top_classes_bar, training_history_figure
-from ui.widgets import batch_export, downloads, guard, model_card, training_buttons
+from lucid.imaging.classifier import FineTuneConfig, labelled_images_from_zip, per_class_table
+from lucid.ui.plots import image_overlay
+from lucid.ui.report import Report
+from lucid.ui.vision_plots import confusion_matrix_figure, top_classes_bar, training_history_figure
+from lucid.ui.widgets import batch_export, downloads, guard, model_card, training_buttons
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif", "zip"]
 SHAP_BUDGETS = [50, 100, 200, 300, 500]
@@ -340,7 +340,7 @@ with tab_batch:
         )
         with st.expander("Batch job: every image with its explanation summary", icon=":material/dns:"):
             st.caption(
-                "The same job as `python -m services vision score --explain`: every file above, in order, "
+                "The same job as `lucid vision score --explain`: every file above, in order, "
                 "with its top 5 classes and (optionally) the summary of its SHAP and Grad-CAM maps; files "
                 "that are not usable images are left out of the table and counted."
             )
@@ -354,7 +354,7 @@ with tab_batch:
                 )
                 export = batch_export(
                     "vision_batch",
-                    vision_domain,
+                    DOMAINS["vision"],
                     frame,
                     model=model,
                     options={"top_k": 5, "max_evals": int(budget)},

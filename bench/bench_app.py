@@ -22,11 +22,11 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 LOAD_ALL = r"""
 import json, resource, time
 t0 = time.perf_counter()
-from services.finance import FinanceService
-from services.nlp import NLPService
-from services.vision import VisionService
-from services.medical import MedicalService
-from services.recommend import RecommendService
+from lucid.domains.finance.service import FinanceService
+from lucid.domains.nlp.service import NLPService
+from lucid.domains.vision.service import VisionService
+from lucid.domains.medical.service import MedicalService
+from lucid.domains.recommend.service import RecommendService
 loaded = []
 fin = FinanceService()
 for name in fin.model_names():

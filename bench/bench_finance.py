@@ -30,10 +30,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import shap  # noqa: E402
 
-from models.finance import GIVE_ME_SOME_CREDIT  # noqa: E402
-from services.explain import mean_abs_importance  # noqa: E402
-from services.finance import FinanceService, validate_applicants  # noqa: E402
-from ui import plots  # noqa: E402
+from lucid.domains.finance.model import GIVE_ME_SOME_CREDIT  # noqa: E402
+from lucid.domains.finance.service import FinanceService, validate_applicants  # noqa: E402
+from lucid.explain.explanation import mean_abs_importance  # noqa: E402
+from lucid.ui import plots  # noqa: E402
 
 MODEL = "give_me_some_credit"
 

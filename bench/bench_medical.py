@@ -30,11 +30,11 @@ import torch  # noqa: E402
 from pydicom.dataset import Dataset, FileMetaDataset  # noqa: E402
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid  # noqa: E402
 
-from models.medical import MEDICAL_MODELS, prepare_input  # noqa: E402
-from services.medical import MedicalService  # noqa: E402
-from services.medical_io import WINDOW_PRESETS, load_scan, render_slice  # noqa: E402
-from services.medical_train import ScanTrainConfig, bccd_cell_crops, train_on_scans  # noqa: E402
-from services.store import ModelStore  # noqa: E402
+from lucid.core.store import ModelStore  # noqa: E402
+from lucid.domains.medical.model import MEDICAL_MODELS, prepare_input  # noqa: E402
+from lucid.domains.medical.scans import WINDOW_PRESETS, load_scan, render_slice  # noqa: E402
+from lucid.domains.medical.service import MedicalService  # noqa: E402
+from lucid.domains.medical.training import ScanTrainConfig, bccd_cell_crops, train_on_scans  # noqa: E402
 
 REPEATS = 5
 

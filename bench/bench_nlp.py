@@ -35,16 +35,16 @@ import torch  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
 
 from bench.timing import median_time  # noqa: E402
-from models.nlp import (  # noqa: E402
+from lucid.core.device import precision_name  # noqa: E402
+from lucid.domains.nlp.explain import explain_pieces, explain_words, masked_word_log_odds, split_words  # noqa: E402
+from lucid.domains.nlp.model import (  # noqa: E402
     DEFAULT_MODEL,
     TextClassifier,
     load_reviews,
     stratified_sample,
     stratified_split,
 )
-from services.device import precision_name  # noqa: E402
-from services.nlp import NLPService, normalise_word  # noqa: E402
-from services.nlp_explain import explain_pieces, explain_words, masked_word_log_odds, split_words  # noqa: E402
+from lucid.domains.nlp.service import NLPService, normalise_word  # noqa: E402
 
 
 def top_words(words: list[str], values: np.ndarray, k: int = 3) -> list[str]:

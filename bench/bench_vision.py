@@ -35,9 +35,11 @@ import torch  # noqa: E402
 from PIL import Image, ImageOps  # noqa: E402
 
 from bench.timing import timed_runs  # noqa: E402
-from models.vision import imagenet_class_names, load_efficientnet_lite0  # noqa: E402
-from services.device import inference_dtype, precision_name  # noqa: E402
-from services.imaging import (  # noqa: E402
+from lucid.core.device import inference_dtype, precision_name  # noqa: E402
+from lucid.domains.vision.model import imagenet_class_names  # noqa: E402
+from lucid.domains.vision.service import DEFAULT_SHAP_EVALS, sample_images  # noqa: E402
+from lucid.imaging.backbones import load_efficientnet_lite0  # noqa: E402
+from lucid.imaging.classifier import (  # noqa: E402
     FineTuneConfig,
     ImageClassifier,
     ImagePreprocessing,
@@ -49,7 +51,6 @@ from services.imaging import (  # noqa: E402
     load_voc_crops,
     shap_heatmap,
 )
-from services.vision import DEFAULT_SHAP_EVALS, sample_images  # noqa: E402
 
 
 def bench_images(n: int) -> list[Image.Image]:

@@ -1,1 +1,1 @@
-"""Lucid's service layer: everything a page or the CLI needs, with no Streamlit anywhere below here."""
+"""The former name of Lucid's command line: ``python -m services`` runs ``python -m lucid``."""

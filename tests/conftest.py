@@ -9,7 +9,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from live_app import start_app, stop_app  # noqa: E402
 
-from services.device import available_devices  # noqa: E402
+from lucid.core.device import available_devices  # noqa: E402
 
 DEVICES = available_devices()
 
@@ -30,7 +30,7 @@ def _seed():
 @pytest.fixture
 def model_store(tmp_path, monkeypatch):
     """A fresh, empty model store for the test (LUCID_MODEL_DIR points at it)."""
-    from services.store import ModelStore
+    from lucid.core.store import ModelStore
 
     root = tmp_path / "models"
     monkeypatch.setenv("LUCID_MODEL_DIR", str(root))
@@ -76,10 +76,10 @@ def shared_data():
 def live_model_dir(tmp_path_factory):
     """The model store of the live app: the quick defaults built once, before the server starts, so
     that concurrent sessions measure serving rather than a first-time build on a fresh machine."""
-    from services.finance import FinanceService
-    from services.medical import ensure_default_models as medical_defaults
-    from services.recommend import ensure_default_models as recommend_defaults
-    from services.store import ModelStore
+    from lucid.core.store import ModelStore
+    from lucid.domains.finance.service import FinanceService
+    from lucid.domains.medical.service import ensure_default_models as medical_defaults
+    from lucid.domains.recommend.service import ensure_default_models as recommend_defaults
 
     root = tmp_path_factory.mktemp("live-models")
     store = ModelStore(root)

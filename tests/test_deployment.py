@@ -64,7 +64,7 @@ def test_sign_in_required_when_auth_configured():
 
 
 def test_sign_in_rule():
-    from services.auth import sign_in_required
+    from lucid.core.auth import sign_in_required
 
     assert not sign_in_required(None)
     assert not sign_in_required({"auth": {"redirect_uri": "x"}})  # no cookie secret: not usable
@@ -72,9 +72,9 @@ def test_sign_in_rule():
 
 
 def test_logs_are_json_without_user_data():
-    from services.errors import InvalidInputError
-    from services.logs import JsonFormatter
-    from ui.widgets import guard
+    from lucid.core.errors import InvalidInputError
+    from lucid.core.logs import JsonFormatter
+    from lucid.ui.widgets import guard
 
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)

@@ -22,7 +22,7 @@ def browser():
 
 
 def test_home_renders_with_navigation(live_app, browser, tmp_path):
-    from ui.catalogue import available_pages
+    from lucid.ui.catalogue import available_pages
 
     page = browser.new_page()
     page.goto(live_app, wait_until="domcontentloaded")

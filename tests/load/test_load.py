@@ -17,8 +17,8 @@ pytestmark = [
 def scenarios_ready(model_dir=None) -> list:
     """Every page's scenario; the review-sentiment page only once its default model is built in the
     server's model store (building it is a one-off of about 15 minutes on 2 cores, by `make models`)."""
-    from services.nlp import NLPService
-    from services.store import ModelStore
+    from lucid.core.store import ModelStore
+    from lucid.domains.nlp.service import NLPService
 
     ready = NLPService(ModelStore(model_dir) if model_dir else None).default_ready()
     return [s for name, s in SCENARIOS.items() if name != "nlp" or ready]

@@ -10,14 +10,14 @@ import time
 
 import pytest
 
-from services.errors import TrainingCancelled
+from lucid.core.errors import TrainingCancelled
 
 pytestmark = pytest.mark.slow
 
 
 def test_scoring_goes_on_while_a_default_is_built(tmp_path):
-    from services.finance import FinanceService
-    from services.store import ModelStore
+    from lucid.core.store import ModelStore
+    from lucid.domains.finance.service import FinanceService
 
     store = ModelStore(tmp_path / "models")
     FinanceService(store).load("german_credit")  # built beforehand, read from the store below
@@ -66,10 +66,10 @@ def test_recommendations_go_on_while_the_default_is_built(tmp_path):
     import numpy as np
     import pandas as pd
 
-    from models.recommend import BPRConfig
-    from services.recommend import DEFAULT_MODEL, RecommendService, TrainConfig
-    from services.recommend_data import prepare_interactions
-    from services.store import ModelStore
+    from lucid.core.store import ModelStore
+    from lucid.domains.recommend.data import prepare_interactions
+    from lucid.domains.recommend.model import BPRConfig
+    from lucid.domains.recommend.service import DEFAULT_MODEL, RecommendService, TrainConfig
 
     rng = np.random.default_rng(0)
     log = pd.DataFrame(

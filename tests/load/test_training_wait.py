@@ -29,8 +29,8 @@ def app(tmp_path_factory):
     Give Me Some Credit default is built by the ``default-build`` job)."""
     from live_app import start_app, stop_app
 
-    from services.finance import FinanceService
-    from services.store import ModelStore
+    from lucid.core.store import ModelStore
+    from lucid.domains.finance.service import FinanceService
 
     root = tmp_path_factory.mktemp("training-wait-models")
     FinanceService(ModelStore(root)).load("german_credit")

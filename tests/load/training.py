@@ -28,7 +28,7 @@ OBSERVED = ("home", "finance")
 def gmsc_upload(rows: int | None = None) -> bytes:
     """The Give Me Some Credit table as the CSV a user would upload, its target as the last column
     (the page offers the last column as the target)."""
-    from models.finance import give_me_some_credit
+    from lucid.domains.finance.model import give_me_some_credit
 
     df = give_me_some_credit()
     if rows is not None and rows < len(df):
@@ -216,7 +216,7 @@ def measure_training_wait(
     if job == "train-your-own":
         result.rows = data.count(b"\n") - 1
     else:
-        from models.finance import give_me_some_credit
+        from lucid.domains.finance.model import give_me_some_credit
 
         result.rows = len(give_me_some_credit())
     return result

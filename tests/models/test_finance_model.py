@@ -2,14 +2,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.finance import (
+from lucid.core.errors import ModelNotFoundError, TrainingCancelled
+from lucid.domains.finance.model import (
     FINANCE_MODELS,
     CreditModel,
     FeatureSchema,
     GBMRecipe,
     fit_booster,
 )
-from services.errors import ModelNotFoundError, TrainingCancelled
 
 TINY = GBMRecipe(n_estimators=30, max_depth=3, early_stopping_rounds=10)
 SCHEMA = [

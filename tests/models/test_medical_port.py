@@ -15,7 +15,8 @@ sys.path.insert(0, str(FIXTURES))
 
 from golden_inputs import golden_inputs  # noqa: E402
 
-from models.medical import (  # noqa: E402
+from lucid.core.errors import InvalidInputError, ModelNotFoundError  # noqa: E402
+from lucid.domains.medical.model import (  # noqa: E402
     MEDICAL_MODELS,
     MRI_WEIGHTS,
     PhydcmNet,
@@ -23,7 +24,6 @@ from models.medical import (  # noqa: E402
     parse_keras_config,
     prepare_input,
 )
-from services.errors import InvalidInputError, ModelNotFoundError  # noqa: E402
 
 GOLDEN = np.load(FIXTURES / "phydcm_golden.npz")
 

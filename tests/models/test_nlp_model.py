@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from models.nlp import (
+from lucid.core.errors import ModelNotFoundError
+from lucid.domains.nlp.model import (
     DEFAULT_MODEL,
     RECIPE_VERSION,
     TextClassifier,
@@ -18,7 +19,6 @@ from models.nlp import (
     stratified_split,
     token_budget_batches,
 )
-from services.errors import ModelNotFoundError
 
 
 def test_reviews_are_labelled_by_rating():
@@ -72,7 +72,7 @@ def test_pad_batch():
 
 
 def test_word_tree_is_a_full_binary_hierarchy():
-    from services.nlp_explain import adjacent_word_tree
+    from lucid.domains.nlp.explain import adjacent_word_tree
 
     for n in (2, 3, 7, 16):
         tree = adjacent_word_tree(n)
@@ -98,7 +98,7 @@ def test_default_recipe_on_a_few_hundred_reviews(model_store):
     So few texts give a weak model (about 0.7 ROC AUC measured here; the full recipe uses 10,000): the
     test checks the whole build end to end, that it beats chance, and what it stores.
     """
-    from services.nlp import NLPService, build_default_model
+    from lucid.domains.nlp.service import NLPService, build_default_model
 
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
@@ -128,7 +128,7 @@ def test_default_recipe_on_a_few_hundred_reviews(model_store):
     import shap
     from transformers import pipeline
 
-    from services.nlp_explain import explain_pieces, split_words
+    from lucid.domains.nlp.explain import explain_pieces, split_words
 
     pipe = pipeline("text-classification", model=clf.model, tokenizer=clf.tokenizer, device=-1, top_k=None)
     reference = shap.Explainer(pipe)

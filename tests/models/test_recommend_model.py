@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from models.recommend import (
+from lucid.core.errors import ModelNotFoundError, TrainingCancelled
+from lucid.domains.recommend.model import (
     MOVIELENS_GENRES,
     RECOMMEND_MODELS,
     BPRConfig,
@@ -10,7 +11,6 @@ from models.recommend import (
     load_movielens,
     train_bpr,
 )
-from services.errors import ModelNotFoundError, TrainingCancelled
 
 
 def two_groups(n_users: int = 40, n_items: int = 30, per_user: int = 10, seed: int = 0):

@@ -6,14 +6,13 @@ import pytest
 import torch
 from torch import nn
 
-from models.vision import (
+from lucid.core.errors import ModelNotFoundError
+from lucid.domains.vision.model import VISION_MODELS, imagenet_class_names
+from lucid.imaging.backbones import (
     EFFICIENTNET_LITE0_WEIGHTS,
-    VISION_MODELS,
-    imagenet_class_names,
     load_efficientnet_lite0,
     map_state_dict_by_order,
 )
-from services.errors import ModelNotFoundError
 
 
 def test_packaged_weights_land_on_every_tensor_in_order():

@@ -7,8 +7,8 @@ import io
 import pandas as pd
 import pytest
 
-from services.finance import FinanceService
-from services.store import ModelStore
+from lucid.core.store import ModelStore
+from lucid.domains.finance.service import FinanceService
 
 DASK_LABEL = "A local Dask cluster (2 worker processes)"
 
@@ -63,7 +63,7 @@ def test_nlp_export_scores_every_row_in_order_with_its_strongest_words(app_test,
     import torch
     from pages.test_nlp_page import reviews
 
-    from models.nlp import DEFAULT_MODEL, RECIPE_VERSION, TrainConfig, fine_tune, tiny_classifier
+    from lucid.domains.nlp.model import DEFAULT_MODEL, RECIPE_VERSION, TrainConfig, fine_tune, tiny_classifier
 
     data = reviews(120, seed=0)
     clf = tiny_classifier(seed=0, device=torch.device("cpu"))

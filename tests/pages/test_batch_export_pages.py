@@ -37,8 +37,8 @@ def _photo_files() -> list[tuple[str, bytes]]:
 def test_vision_export_has_the_pages_classes_and_skips_the_corrupt_file_as_the_cli_does(
     app_test, model_store, monkeypatch, tmp_path
 ):
-    import services.vision as vision_domain
-    from services.cli import build_parser, run_partitioned_score
+    from lucid.cli import build_parser, request_from, run_score
+    from lucid.domains import DOMAINS
 
     monkeypatch.delenv("LUCID_DASK_SCHEDULER", raising=False)
     monkeypatch.delenv("LUCID_DASK_WORKERS", raising=False)
@@ -64,8 +64,8 @@ def test_vision_export_has_the_pages_classes_and_skips_the_corrupt_file_as_the_c
     for name, blob in files:
         (folder / name).write_bytes(blob)
     cli_out = tmp_path / "cli.csv"
-    args = build_parser("vision", vision_domain).parse_args(["score", str(folder), "--out", str(cli_out)])
-    summary = run_partitioned_score(vision_domain, args)  # what `score` prints
+    args = build_parser(DOMAINS["vision"]).parse_args(["score", str(folder), "--out", str(cli_out)])
+    summary = run_score(DOMAINS["vision"], request_from(args), args)  # what `score` prints
     assert summary["scored"] == 2 and summary["skipped"] == 1 and summary["rows"] == 2
     assert cli_out.read_bytes() == at.session_state["vision_batch_export_result"][1].csv
 
@@ -103,7 +103,7 @@ def test_recommend_export_has_top_rows_per_user_in_order_and_the_pages_own_top_n
     default_store,  # noqa: F811
     downloads_captured,
 ):
-    from services.recommend import DEFAULT_MODEL, RecommendService
+    from lucid.domains.recommend.service import DEFAULT_MODEL, RecommendService
 
     at = page
     top = 5

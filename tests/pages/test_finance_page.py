@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from services.finance import FinanceService
-from services.store import ModelStore
+from lucid.core.store import ModelStore
+from lucid.domains.finance.service import FinanceService
 
 PAGE = "app_pages/finance.py"
 

@@ -1,4 +1,4 @@
-from ui.catalogue import DOMAIN_PAGES, available_pages
+from lucid.ui.catalogue import available_pages, domain_pages
 
 
 def test_home_shows_device_and_versions(app_test):
@@ -15,4 +15,4 @@ def test_home_shows_device_and_versions(app_test):
 def test_only_existing_pages_are_listed():
     for page in available_pages():
         assert page.exists
-    assert all(p in DOMAIN_PAGES for p in available_pages())
+    assert all(p in domain_pages() for p in available_pages())

@@ -16,7 +16,7 @@ PAGE = "app_pages/medical.py"
 @pytest.fixture(autouse=True)
 def _fresh_service(model_store):
     """Each test gets an empty model store and a service built for it (the page shares the service)."""
-    from services.store import clear_shared_services
+    from lucid.core.store import clear_shared_services
 
     clear_shared_services()
     yield
@@ -137,7 +137,7 @@ def test_bad_upload_gets_one_clear_message(app_test):
 def test_train_tab_trains_saves_and_lists_the_model(app_test, model_store):
     from builders import make_zip
 
-    from services.medical_io import to_png
+    from lucid.domains.medical.scans import to_png
 
     rng = np.random.default_rng(0)
     files = {}
@@ -165,7 +165,7 @@ def test_train_tab_trains_saves_and_lists_the_model(app_test, model_store):
 def _spots_zip() -> bytes:
     from builders import make_zip
 
-    from services.medical_io import to_png
+    from lucid.domains.medical.scans import to_png
 
     rng = np.random.default_rng(0)
     files = {}
@@ -180,8 +180,8 @@ def _spots_zip() -> bytes:
 
 @pytest.mark.slow
 def test_stop_clicked_during_training_saves_nothing(app_test, model_store, monkeypatch, press_during_run):
-    import services.medical_train as medical_train
-    from ui.widgets import TRAINING_STOPPED
+    import lucid.domains.medical.training as medical_train
+    from lucid.ui.widgets import TRAINING_STOPPED
 
     at = app_test(PAGE)
     at.file_uploader(key="medical_train_zip").set_value(("cells.zip", _spots_zip(), "application/zip"))

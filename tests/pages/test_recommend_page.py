@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from services.recommend import ensure_default_models
-from services.store import ModelStore
+from lucid.core.store import ModelStore
+from lucid.domains.recommend.service import ensure_default_models
 
 pytestmark = pytest.mark.slow  # the page opens on the real MovieLens model
 

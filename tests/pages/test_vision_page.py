@@ -14,8 +14,8 @@ import pytest
 from PIL import Image
 from skimage import data as skdata
 
-from services.explain import additivity_error, make_explanation
-from ui.widgets import TRAINING_STOPPED, TrainingRun
+from lucid.explain.explanation import additivity_error, make_explanation
+from lucid.ui.widgets import TRAINING_STOPPED, TrainingRun
 
 CATS = {"tiger cat", "Egyptian cat", "tabby, tabby cat"}
 
@@ -181,7 +181,7 @@ def _nothing_saved(model_store) -> bool:
 def test_stop_clicked_during_training_saves_nothing_and_the_page_still_works(
     app_test, model_store, monkeypatch, press_during_run
 ):
-    import services.vision as vision_service
+    import lucid.domains.vision.service as vision_service
 
     at = app_test("app_pages/vision.py")
     _train_settings(at, "stopped")
@@ -223,9 +223,9 @@ def test_a_requested_stop_shows_the_message_and_saves_nothing(app_test, model_st
 
 
 def test_service_stops_at_the_step_should_stop_says_and_saves_nothing(model_store):
-    from services.errors import TrainingCancelled
-    from services.imaging import FineTuneConfig, labelled_images_from_zip
-    from services.vision import VisionService
+    from lucid.core.errors import TrainingCancelled
+    from lucid.domains.vision.service import VisionService
+    from lucid.imaging.classifier import FineTuneConfig, labelled_images_from_zip
 
     data = labelled_images_from_zip(_class_zip())
     polls: list[int] = []

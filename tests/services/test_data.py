@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from services import data as D
-from services.errors import InvalidInputError
+from lucid.core import archives as A
+from lucid.core import data as D
+from lucid.core.errors import InvalidInputError
 
 
 # ---------------------------------------------------------------- tables
@@ -157,7 +158,7 @@ def test_zip_reads_nested_folders_and_skips_hidden_and_links():
         {"cats/a/1.png": b"1", "dogs/2.png": b"2", ".DS_Store": b"x", "__MACOSX/cats/._1.png": b"y"},
         symlink="cats/link.png",
     )
-    out = D.read_zip(raw)
+    out = A.read_zip(raw)
     assert sorted(m.path for m in out.members) == ["cats/a/1.png", "dogs/2.png"]
     assert any("symbolic link" in s for s in out.skipped)
     assert sum("hidden" in s for s in out.skipped) == 2
@@ -166,21 +167,21 @@ def test_zip_reads_nested_folders_and_skips_hidden_and_links():
 @pytest.mark.parametrize("name", ["../evil.txt", "a/../../evil.txt", "/etc/passwd", "C:/x.txt"])
 def test_zip_path_traversal_refused(name):
     with pytest.raises(InvalidInputError, match="unsafe path"):
-        D.read_zip(_zip({"ok.txt": b"1", name: b"2"}))
+        A.read_zip(_zip({"ok.txt": b"1", name: b"2"}))
 
 
 def test_zip_bomb_refused():
     raw = _zip({"zeros.bin": b"\x00" * (60 * 2**20)})
     assert len(raw) < 200_000
     with pytest.raises(InvalidInputError, match="zip bomb"):
-        D.read_zip(raw)
+        A.read_zip(raw)
 
 
 def test_zip_too_many_files_refused():
     with pytest.raises(InvalidInputError, match="limit is 100"):
-        D.read_zip(_zip({f"f{i}.txt": b"x" for i in range(150)}), max_files=100)
+        A.read_zip(_zip({f"f{i}.txt": b"x" for i in range(150)}), max_files=100)
 
 
 def test_not_a_zip():
     with pytest.raises(InvalidInputError, match="not a valid zip"):
-        D.read_zip(b"plain text")
+        A.read_zip(b"plain text")

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from services.device import (
+from lucid.core.device import (
     autocast,
     cpu_has_native_bf16,
     describe_device,
@@ -10,7 +10,7 @@ from services.device import (
     resolve_device,
     xgboost_device,
 )
-from services.errors import InvalidInputError
+from lucid.core.errors import InvalidInputError
 
 
 def test_env_var_forces_cpu(monkeypatch):
@@ -22,9 +22,9 @@ def test_env_var_forces_cpu(monkeypatch):
 def test_auto_prefers_cuda_then_mps_then_cpu(monkeypatch):
     monkeypatch.delenv("LUCID_DEVICE", raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr("services.device._mps_available", lambda: False)
+    monkeypatch.setattr("lucid.core.device._mps_available", lambda: False)
     assert resolve_device() == torch.device("cpu")
-    monkeypatch.setattr("services.device._mps_available", lambda: True)
+    monkeypatch.setattr("lucid.core.device._mps_available", lambda: True)
     assert resolve_device() == torch.device("mps")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert resolve_device() == torch.device("cuda")
@@ -51,9 +51,9 @@ def test_auto_precision_per_device(monkeypatch):
     monkeypatch.delenv("LUCID_PRECISION", raising=False)
     assert inference_dtype(torch.device("cuda")) == torch.float16
     assert inference_dtype(torch.device("mps")) == torch.float32
-    monkeypatch.setattr("services.device.cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr("lucid.core.device.cpu_has_native_bf16", lambda: True)
     assert inference_dtype(torch.device("cpu")) == torch.bfloat16
-    monkeypatch.setattr("services.device.cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr("lucid.core.device.cpu_has_native_bf16", lambda: False)
     assert inference_dtype(torch.device("cpu")) == torch.float32
 
 

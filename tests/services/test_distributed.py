@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from services.distributed import PartitionFailedError, run_partitioned, split_frame
-from services.errors import InvalidInputError
+from lucid.batch.engine import PartitionFailedError, run_partitioned, split_frame
+from lucid.core.errors import InvalidInputError
 
 
 def score_rows(frame: pd.DataFrame, *, weight: float = 2.0) -> pd.DataFrame:

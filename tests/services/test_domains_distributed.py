@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "medic
 
 from builders import make_dicom, make_zip  # noqa: E402
 
-from services.cli import main  # noqa: E402
+from lucid.cli import main  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def _score(capsys, domain: str, data: Path, out: Path, *options: str) -> tuple[p
 
 
 def _csv_round_trip(frame: pd.DataFrame) -> pd.DataFrame:
-    from services.data import to_safe_csv
+    from lucid.core.data import to_safe_csv
 
     return pd.read_csv(io.BytesIO(to_safe_csv(frame)), encoding="utf-8-sig", keep_default_na=False)
 
@@ -93,25 +93,23 @@ def _local_and_dask(capsys, scheduler, tmp_path, domain, data, *options) -> tupl
 
 
 def test_every_domain_scores_by_partitions_with_its_own_partition_size():
-    import importlib
-
-    from services.cli import DOMAIN_MODULES, build_parser, supports_partitions
+    from lucid.cli import build_parser
+    from lucid.domains import DOMAINS
 
     expected = {"finance": 2_000, "nlp": 500, "vision": 32, "medical": 64, "recommend": 2_000}
-    assert set(DOMAIN_MODULES) == set(expected)
-    for domain, rows in expected.items():
-        module = importlib.import_module(DOMAIN_MODULES[domain])
-        assert supports_partitions(module) and hasattr(module, "score_output")
-        args = build_parser(domain, module).parse_args(["score", "in.csv", "--out", "out.csv"])
+    assert set(DOMAINS) == set(expected)
+    for name, rows in expected.items():
+        args = build_parser(DOMAINS[name]).parse_args(["score", "in.csv", "--out", "out.csv"])
         assert (args.partition_rows, args.engine) == (rows, "local")
+        assert DOMAINS[name].batch.partition_rows == rows
 
 
 def test_reproducible_shap_ignores_the_random_history_and_restores_it():
     import torch
 
-    from models.nlp import tiny_classifier
-    from services.explain import reproducible_shap
-    from services.nlp_explain import explain_words, split_words
+    from lucid.domains.nlp.explain import explain_words, split_words
+    from lucid.domains.nlp.model import tiny_classifier
+    from lucid.explain.explanation import reproducible_shap
 
     clf = tiny_classifier(seed=0, device=torch.device("cpu"))
     tokens = split_words(clf, "the dress really dress love fit was great but the zip broke")
@@ -132,8 +130,8 @@ def test_reproducible_shap_ignores_the_random_history_and_restores_it():
 def test_nlp_score_explain_on_dask_equals_local(store_dir, scheduler, tmp_path, capsys):
     import torch
 
-    from models.nlp import RECIPE_VERSION, tiny_classifier
-    from services.store import ModelStore
+    from lucid.core.store import ModelStore
+    from lucid.domains.nlp.model import RECIPE_VERSION, tiny_classifier
 
     clf = tiny_classifier(seed=0, device=torch.device("cpu"))
     meta = {"labels": clf.labels, "recipe_version": RECIPE_VERSION, "metrics": {}, "baseline_metrics": {}}
@@ -160,7 +158,7 @@ def test_nlp_score_explain_on_dask_equals_local(store_dir, scheduler, tmp_path, 
         shown = [w.rsplit(" ", 1)[0].strip() for w in top.split("; ")] if top else []
         assert (0 < len(shown) <= 5) == bool(text) and all(w in text for w in shown)
     # The scores are those of the service's own batch call on all texts at once (the former path).
-    from services.nlp import NLPService
+    from lucid.domains.nlp.service import NLPService
 
     direct = NLPService().score(texts, "tiny-dist").table.drop(columns="text")
     direct.insert(1, "text", texts)
@@ -179,7 +177,7 @@ def _png(arr: np.ndarray) -> bytes:
 
 @pytest.mark.slow
 def test_vision_score_explain_on_dask_equals_local(scheduler, tmp_path, capsys):
-    from services.vision import sample_images
+    from lucid.domains.vision.service import sample_images
 
     folder = tmp_path / "photos"
     (folder / "sub").mkdir(parents=True)
@@ -202,9 +200,10 @@ def test_vision_score_explain_on_dask_equals_local(scheduler, tmp_path, capsys):
     assert table["shap_strongest_region_row_of_3"].between(1, 3).all()
     assert table.loc[table["image"] == "sub/coffee.jpg", "top1"].item() == "espresso"
     # The former path (the page's upload reader, then one batched call) skips and classifies the same.
-    from services.vision import VisionService, _files_from_path, read_uploaded_images
+    from lucid.core.archives import files_from_path
+    from lucid.domains.vision.service import VisionService, read_uploaded_images
 
-    uploaded = read_uploaded_images(_files_from_path(str(folder)))
+    uploaded = read_uploaded_images(files_from_path(str(folder)))
     assert len(uploaded.problems) == summary["skipped"]
     direct = VisionService().classify(list(zip(uploaded.names, uploaded.images, strict=True)), k=3)
     expected = _csv_round_trip(direct)
@@ -241,7 +240,7 @@ def test_medical_score_explain_on_dask_equals_local(scheduler, tmp_path, capsys)
     ok = table.loc[1:]
     np.testing.assert_allclose(ok["p_notumor"].astype(float) + ok["p_tumor"].astype(float), 1.0, atol=1e-4)
     # The same table as the service's own batch call on all files at once (the CLI's former path).
-    from services.medical import MedicalService
+    from lucid.domains.medical.service import MedicalService
 
     direct = MedicalService().score_files(list(files.items()), "phydcm_ct", explain=True)
     pd.testing.assert_frame_equal(_csv_round_trip(direct), table, check_exact=True)
@@ -269,9 +268,9 @@ def _interactions(n_users: int = 40, n_items: int = 30, per_user: int = 10, seed
 
 @pytest.mark.slow
 def test_recommend_score_on_dask_equals_local(store_dir, scheduler, tmp_path, capsys):
-    from models.recommend import BPRConfig
-    from services.recommend import RecommendService, TrainConfig
-    from services.recommend_data import prepare_interactions
+    from lucid.domains.recommend.data import prepare_interactions
+    from lucid.domains.recommend.model import BPRConfig
+    from lucid.domains.recommend.service import RecommendService, TrainConfig
 
     tiny = TrainConfig(
         bpr=BPRConfig(dim=8, epochs=40, batch_size=256, lr=0.05), n_candidates=15, ranker_rounds=20

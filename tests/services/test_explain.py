@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import shap
 
-from services.errors import ExplanationError
-from services.explain import check_additivity, make_explanation, mean_abs_importance, top_features
+from lucid.core.errors import ExplanationError
+from lucid.explain.explanation import check_additivity, make_explanation, mean_abs_importance, top_features
 
 
 def test_make_explanation_broadcasts_base_and_checks_names():

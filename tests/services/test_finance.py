@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.finance import GBMRecipe
-from services.errors import InvalidInputError, ModelNotFoundError, TrainingError
-from services.explain import additivity_error
-from services.finance import (
+from lucid.core.errors import InvalidInputError, ModelNotFoundError, TrainingError
+from lucid.core.store import ModelStore
+from lucid.domains.finance.model import GBMRecipe
+from lucid.domains.finance.service import (
     FinanceService,
     prepare_target,
     risk_grade,
@@ -18,9 +18,9 @@ from services.finance import (
     train_credit_model,
     validate_applicants,
 )
-from services.finance_stats import risk_metrics
-from services.finance_treeshap import CompiledTreeShap
-from services.store import ModelStore
+from lucid.domains.finance.stats import risk_metrics
+from lucid.domains.finance.treeshap import CompiledTreeShap
+from lucid.explain.explanation import additivity_error
 
 SMALL = GBMRecipe(n_estimators=60, early_stopping_rounds=15)
 
@@ -297,7 +297,7 @@ def test_full_export_has_shap_columns_adding_up(service, german, applicants):
 
 
 def test_cli_train_score_evaluate(model_store, tmp_path, german_store, capsys):
-    from services.cli import main
+    from lucid.cli import main
 
     data = synthetic(400)
     train_file = tmp_path / "train.csv"
@@ -327,7 +327,7 @@ def test_cli_train_score_evaluate(model_store, tmp_path, german_store, capsys):
 
 
 def test_score_csv_neutralises_formulas(service, german, applicants):
-    from services.data import to_safe_csv
+    from lucid.core.data import to_safe_csv
 
     rows = applicants.head(3).copy()
     rows.loc[0, "purpose"] = "=cmd|' /C calc'!A0"
@@ -344,7 +344,7 @@ def test_score_csv_neutralises_formulas(service, german, applicants):
 def test_default_models_are_built_with_held_out_quality(tmp_path, german_store):
     import shutil
 
-    from services.finance import ensure_default_models
+    from lucid.domains.finance.service import ensure_default_models
 
     store = ModelStore(tmp_path / "models")
     # German credit is already built for this session: only the missing default is trained.
@@ -362,7 +362,7 @@ def test_default_models_are_built_with_held_out_quality(tmp_path, german_store):
 
 
 def test_reason_sentences_read_plainly():
-    from services.finance import reason_sentences
+    from lucid.domains.finance.service import reason_sentences
 
     sentences = reason_sentences(
         np.array([0.05, -0.7, 0.3]),

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from services.cli import main
+from lucid.cli import main
 
 
 def _applicants(n: int, seed: int) -> pd.DataFrame:

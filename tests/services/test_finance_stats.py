@@ -4,8 +4,8 @@ import pytest
 from scipy.stats import ks_2samp
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
-from services.errors import InvalidInputError
-from services.finance_stats import (
+from lucid.core.errors import InvalidInputError
+from lucid.domains.finance.stats import (
     calibration_table,
     category_shares,
     confusion_at,

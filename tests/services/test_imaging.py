@@ -12,9 +12,9 @@ import timm
 import torch
 from PIL import Image
 
-from services.errors import InvalidInputError, TrainingCancelled, TrainingError
-from services.explain import additivity_error, make_explanation
-from services.imaging import (
+from lucid.core.errors import InvalidInputError, TrainingCancelled, TrainingError
+from lucid.explain.explanation import additivity_error, make_explanation
+from lucid.imaging.classifier import (
     FineTuneConfig,
     ImageClassifier,
     ImagePreprocessing,
@@ -311,7 +311,7 @@ def test_fine_tune_can_be_cancelled_and_refuses_bad_sets():
 
 @pytest.mark.parametrize("total", [1, 2, 3, 4, 10, 11, 37])
 def test_one_cycle_schedule_runs_any_length(total):
-    from services.imaging import one_cycle_schedule
+    from lucid.imaging.classifier import one_cycle_schedule
 
     param = torch.nn.Parameter(torch.zeros(1))
     optimizer = torch.optim.SGD([param], lr=0.1)

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from models.vision import load_efficientnet_lite0
-from services.imaging import FineTuneConfig, ImagePreprocessing, LabelledImages, fine_tune, load_voc_crops
+from lucid.imaging.backbones import load_efficientnet_lite0
+from lucid.imaging.classifier import (
+    FineTuneConfig,
+    ImagePreprocessing,
+    LabelledImages,
+    fine_tune,
+    load_voc_crops,
+)
 
 pytestmark = pytest.mark.slow
 

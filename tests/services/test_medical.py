@@ -15,10 +15,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "medic
 
 from builders import make_dicom, make_zip  # noqa: E402
 
-from services.errors import InvalidInputError, TrainingCancelled  # noqa: E402
-from services.imaging import LabelledImages  # noqa: E402
-from services.medical import MedicalService, ensure_default_models  # noqa: E402
-from services.medical_train import (  # noqa: E402
+from lucid.core.errors import InvalidInputError, TrainingCancelled  # noqa: E402
+from lucid.domains.medical.service import MedicalService, ensure_default_models  # noqa: E402
+from lucid.domains.medical.training import (  # noqa: E402
     LabelledScans,
     ScanTrainConfig,
     bccd_cell_crops,
@@ -28,14 +27,15 @@ from services.medical_train import (  # noqa: E402
     medical_metrics,
     train_on_scans,
 )
+from lucid.imaging.classifier import LabelledImages  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_demo_model_classifies_a_dicom_and_grad_cam_is_non_trivial(model_store):
     service = MedicalService(model_store)
-    from services.medical_io import load_scan
-    from services.medical_train import render_for_model
+    from lucid.domains.medical.scans import load_scan
+    from lucid.domains.medical.training import render_for_model
 
     scan = load_scan(Path(get_testdata_file("MR_small.dcm", download=False)).read_bytes(), "MR_small.dcm")
     prediction = service.classify(render_for_model(scan), "phydcm_brain_mri")
@@ -113,7 +113,7 @@ def test_default_models_are_converted_once_with_measured_behaviour(model_store):
     assert "not for clinical use" in card["Limits"] and "PET" in card["Limits"]
     # The stored safetensors give the same outputs as the Keras file.
     image = np.random.default_rng(0).integers(0, 255, (64, 64, 3)).astype(np.uint8)
-    from models.medical import MEDICAL_MODELS, prepare_input
+    from lucid.domains.medical.model import MEDICAL_MODELS, prepare_input
 
     prediction = service.classify(image, "phydcm_ct")
     keras_port = MEDICAL_MODELS.create("phydcm_ct")
@@ -122,7 +122,7 @@ def test_default_models_are_converted_once_with_measured_behaviour(model_store):
 
 
 def test_cli_scores_a_zip_of_scans_and_reports_bad_files(model_store, tmp_path, capsys):
-    from services.cli import main
+    from lucid.cli import main
 
     ct = Path(get_testdata_file("CT_small.dcm", download=False)).read_bytes()
     data = make_zip({"a/CT_small.dcm": ct, "a/broken.dcm": b"not dicom" * 30})
@@ -148,7 +148,7 @@ def test_cli_evaluate_on_labelled_zip_via_subprocess(model_store, tmp_path):
         [
             sys.executable,
             "-m",
-            "services",
+            "lucid",
             "medical",
             "evaluate",
             str(tmp_path / "labelled.zip"),
@@ -169,7 +169,7 @@ def test_cli_evaluate_on_labelled_zip_via_subprocess(model_store, tmp_path):
 
 
 def test_zip_of_png_folders_reads_labels():
-    from services.medical_io import to_png
+    from lucid.domains.medical.scans import to_png
 
     files = {
         f"{c}/{i}.png": to_png(np.full((20, 20, 3), 40 * i, np.uint8)) for c in ("x", "y") for i in range(4)

@@ -11,8 +11,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "medic
 
 from builders import FAKE_PHI, make_dicom, make_nifti, make_zip  # noqa: E402
 
-from services.errors import InvalidInputError  # noqa: E402
-from services.medical_io import (  # noqa: E402
+from lucid.core.errors import InvalidInputError  # noqa: E402
+from lucid.domains.medical.scans import (  # noqa: E402
     WINDOW_PRESETS,
     load_scan,
     render_slice,
@@ -20,7 +20,7 @@ from services.medical_io import (  # noqa: E402
     window_image,
     window_options,
 )
-from services.medical_train import group_split, labelled_scans_from_zip, render_for_model  # noqa: E402
+from lucid.domains.medical.training import group_split, labelled_scans_from_zip, render_for_model  # noqa: E402
 
 
 def _sample(name: str) -> bytes:

@@ -11,13 +11,20 @@ import pandas as pd
 import pytest
 import torch
 
-from models.nlp import DEFAULT_MODEL, RECIPE_VERSION, TextClassifier, TrainConfig, fine_tune, tiny_classifier
-from services.errors import InvalidInputError, ModelNotFoundError
-from services.explain import additivity_error
-from services.nlp import NLPService, column_texts, read_texts_file, require_text
-from services.nlp_explain import explain_pieces, explain_words, masked_word_log_odds, split_words
-from services.nlp_training import check_labels
-from ui.plots import text_highlight_html
+from lucid.core.errors import InvalidInputError, ModelNotFoundError
+from lucid.domains.nlp.explain import explain_pieces, explain_words, masked_word_log_odds, split_words
+from lucid.domains.nlp.model import (
+    DEFAULT_MODEL,
+    RECIPE_VERSION,
+    TextClassifier,
+    TrainConfig,
+    fine_tune,
+    tiny_classifier,
+)
+from lucid.domains.nlp.service import NLPService, column_texts, read_texts_file, require_text
+from lucid.domains.nlp.training import check_labels
+from lucid.explain.explanation import additivity_error
+from lucid.ui.plots import text_highlight_html
 
 POSITIVE = ["love", "great", "perfect", "beautiful", "comfortable", "gorgeous"]
 NEGATIVE = ["terrible", "awful", "cheap", "ripped", "returned", "disappointed"]
@@ -303,7 +310,7 @@ def test_model_card_says_when_this_server_computes_in_another_precision(service,
 
 
 def test_cli_score_and_evaluate(service, tmp_path, capsys):
-    from services.cli import main
+    from lucid.cli import main
 
     texts, labels = synthetic_reviews(30, seed=21)
     texts[0] = "=HYPERLINK('http://x') love it"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from services.nlp_explain import WordMasker, WordTokens
+from lucid.domains.nlp.explain import WordMasker, WordTokens
 
 MASK, PAD = 103, 0
 

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from models.vision import imagenet_class_names, load_efficientnet_lite0
-from services.imaging import ImageClassifier, ImagePreprocessing
-from services.vision import DEFAULT_MODEL, VisionService, sample_images
+from lucid.domains.vision.model import imagenet_class_names
+from lucid.domains.vision.service import DEFAULT_MODEL, VisionService, sample_images
+from lucid.imaging.backbones import load_efficientnet_lite0
+from lucid.imaging.classifier import ImageClassifier, ImagePreprocessing
 
 PHOTOS = ["chelsea", "coffee", "astronaut", "rocket"]
 
@@ -51,7 +52,7 @@ def test_float32_can_be_forced_by_environment(lite0, monkeypatch):
 
 
 def test_vision_card_reports_the_sample_photos_as_served(tmp_path):
-    from services.store import ModelStore
+    from lucid.core.store import ModelStore
 
     card = VisionService(ModelStore(tmp_path)).model_card(DEFAULT_MODEL)
     measured = card["Measured here"]
@@ -61,8 +62,8 @@ def test_vision_card_reports_the_sample_photos_as_served(tmp_path):
 
 
 def test_medical_models_always_compute_in_float32(tmp_path, monkeypatch):
-    from services.medical import MEDICAL_MODELS, MedicalService
-    from services.store import ModelStore
+    from lucid.core.store import ModelStore
+    from lucid.domains.medical.service import MEDICAL_MODELS, MedicalService
 
     monkeypatch.setenv("LUCID_PRECISION", "bf16")
     service = MedicalService(ModelStore(tmp_path))
@@ -77,7 +78,7 @@ def test_medical_models_always_compute_in_float32(tmp_path, monkeypatch):
 
 
 def test_batchnorm_folding_keeps_the_outputs_and_leaves_the_model_alone(lite0):
-    from services.imaging import fold_batchnorm
+    from lucid.imaging.classifier import fold_batchnorm
 
     model, _ = lite0
     folded = fold_batchnorm(model)
@@ -90,7 +91,7 @@ def test_batchnorm_folding_keeps_the_outputs_and_leaves_the_model_alone(lite0):
 
 
 def test_batchnorm_after_an_inplace_activation_is_not_folded_into_the_convolution():
-    from services.imaging import fold_batchnorm
+    from lucid.imaging.classifier import fold_batchnorm
 
     torch.manual_seed(0)
     net = torch.nn.Sequential(

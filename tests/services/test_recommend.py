@@ -4,19 +4,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.recommend import BPRConfig
-from services.cli import main as cli_main
-from services.errors import InvalidInputError, ModelNotFoundError, TrainingCancelled
-from services.explain import additivity_error
-from services.recommend import (
+from lucid.cli import main as cli_main
+from lucid.core.errors import InvalidInputError, ModelNotFoundError, TrainingCancelled
+from lucid.core.store import ModelStore
+from lucid.domains.recommend.data import attach_item_table, prepare_interactions, temporal_split
+from lucid.domains.recommend.model import BPRConfig
+from lucid.domains.recommend.service import (
     DEFAULT_MODEL,
     RecommendService,
     TrainConfig,
     ensure_default_models,
     train_recommender,
 )
-from services.recommend_data import attach_item_table, prepare_interactions, temporal_split
-from services.store import ModelStore
+from lucid.explain.explanation import additivity_error
 
 TINY = TrainConfig(
     bpr=BPRConfig(dim=8, epochs=60, batch_size=256, lr=0.05), n_candidates=20, ranker_rounds=30
@@ -253,7 +253,7 @@ def test_cold_start_reasons_quote_chosen_items_without_ratings(tiny_model):
 
 
 def test_popularity_bias_counts_and_figures(tiny_model):
-    from ui.recommend_plots import metrics_comparison, popularity_bias
+    from lucid.ui.recommend_plots import metrics_comparison, popularity_bias
 
     bias = tiny_model.popularity_bias(n=5)
     assert bias["full model"].sum() == 60 * 5 and bias["popularity"].sum() == 60 * 5

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from services.errors import InvalidInputError
-from services.recommend_data import (
+from lucid.core.errors import InvalidInputError
+from lucid.domains.recommend.data import (
     attach_item_table,
     attach_user_table,
     parse_timestamps,

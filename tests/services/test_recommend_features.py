@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from services.recommend_features import InteractionIndex, build_features, reason_for_feature
+from lucid.domains.recommend.features import InteractionIndex, build_features, reason_for_feature
 
 DAY = 86400.0
 T0 = 1_000_000_000.0

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from services.recommend_metrics import (
+from lucid.domains.recommend.metrics import (
     average_precision_at_k,
     catalogue_coverage,
     hit_at_k,

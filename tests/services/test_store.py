@@ -5,8 +5,8 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from services.errors import InvalidInputError, ModelNotFoundError
-from services.store import ModelStore
+from lucid.core.errors import InvalidInputError, ModelNotFoundError
+from lucid.core.store import ModelStore
 
 
 def _tiny_model():
@@ -78,9 +78,9 @@ def test_default_root_follows_env(tmp_path, monkeypatch):
 
 
 def test_shared_service_is_one_per_store_and_class(model_store, tmp_path):
-    from services.nlp import NLPService
-    from services.store import clear_shared_services, shared_service
-    from services.vision import VisionService
+    from lucid.core.store import clear_shared_services, shared_service
+    from lucid.domains.nlp.service import NLPService
+    from lucid.domains.vision.service import VisionService
 
     clear_shared_services()
     try:

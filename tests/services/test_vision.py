@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import zipfile
@@ -12,17 +11,18 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from services.errors import InvalidInputError, ModelNotFoundError
-from services.explain import additivity_error, make_explanation
-from services.vision import (
+from lucid.cli import build_parser, request_from
+from lucid.core.errors import InvalidInputError, ModelNotFoundError
+from lucid.domains import DOMAINS
+from lucid.domains.base import Request
+from lucid.domains.vision.service import (
     DEFAULT_MODEL,
     VisionService,
-    cli_add_arguments,
-    cli_run,
     ensure_default_models,
     read_uploaded_images,
     sample_images,
 )
+from lucid.explain.explanation import additivity_error, make_explanation
 
 CATS = {"tiger cat", "Egyptian cat", "tabby, tabby cat"}
 
@@ -110,7 +110,7 @@ def test_unknown_model_lists_valid_names(model_store):
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
-    from services.store import ModelStore
+    from lucid.core.store import ModelStore
 
     return VisionService(ModelStore(tmp_path_factory.mktemp("store")))
 
@@ -159,27 +159,22 @@ def test_explain_any_class_and_bad_class(service):
         service.explain(photo, DEFAULT_MODEL, class_index=1000, max_evals=50)
 
 
-def _args(command: str, **values) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("data")
-    parser.add_argument("--model", default=None)
-    parser.add_argument("--target", default=None)
-    if command == "train":
-        parser.add_argument("--name")
-    if command == "score":
-        parser.add_argument("--out")
-        parser.add_argument("--explain", action="store_true")
-    cli_add_arguments(command, parser)
-    argv = [values.pop("data")]
+def _request(command: str, **values) -> Request:
+    """The request the CLI makes of ``lucid vision COMMAND ...`` (its own parser, its own options)."""
+    argv = [command, values.pop("data")]
     for key, value in values.items():
         flag = "--" + key.replace("_", "-")
         argv += [flag] if value is True else [flag, str(value)]
-    return parser.parse_args(argv)
+    return request_from(build_parser(DOMAINS["vision"]).parse_args(argv))
+
+
+def cli_run(request: Request) -> dict:
+    return DOMAINS["vision"].run(request)
 
 
 @pytest.mark.slow
 def test_cli_score_folder_and_unknown_model(tmp_path, model_store, capsys):
-    from services.cli import main
+    from lucid.cli import main
 
     folder = tmp_path / "photos"
     (folder / "sub").mkdir(parents=True)
@@ -210,15 +205,15 @@ def _colour_zip(path, n: int = 12) -> None:
 def test_cli_train_then_evaluate(tmp_path, model_store):
     archive = tmp_path / "colours.zip"
     _colour_zip(archive)
-    metrics = cli_run("train", _args("train", data=str(archive), name="colours", epochs=3, image_size=64))
+    metrics = cli_run(_request("train", data=str(archive), name="colours", epochs=3, image_size=64))
     json.dumps(metrics)  # printable as the CLI's last line
     assert metrics["class_names"] == ["blue", "red"]
     assert metrics["accuracy"] >= metrics["majority_baseline_accuracy"]
     assert model_store.exists("vision", "colours")
-    evaluated = cli_run("evaluate", _args("evaluate", data=str(archive), model="colours"))
+    evaluated = cli_run(_request("evaluate", data=str(archive), model="colours"))
     assert evaluated["accuracy"] > 0.9 and evaluated["n"] == 24
     with pytest.raises(InvalidInputError, match="built-in"):
-        cli_run("train", _args("train", data=str(archive), name="efficientnet_lite0", epochs=1))
+        cli_run(_request("train", data=str(archive), name="efficientnet_lite0", epochs=1))
 
 
 @pytest.mark.slow

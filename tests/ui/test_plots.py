@@ -2,9 +2,9 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from services.explain import make_explanation
-from ui import plots
-from ui.report import Report
+from lucid.explain.explanation import make_explanation
+from lucid.ui import plots
+from lucid.ui.report import Report
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ui.report import Report, thumbnail_data_uri
+from lucid.ui.report import Report, thumbnail_data_uri
 
 DATA_URI = re.compile(r"<img src='data:image/jpeg;base64,([A-Za-z0-9+/=]+)'")
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from streamlit.testing.v1 import AppTest
 
-from ui.widgets import TRAINING_INTERRUPTED, TRAINING_STOPPED, TrainingRun
+from lucid.ui.widgets import TRAINING_INTERRUPTED, TRAINING_STOPPED, TrainingRun
 
 
 def _training_script(steps: int = 5) -> None:
     """A page with a stoppable 'training' loop that records the steps it took and what it 'saved'."""
     import streamlit as st
 
-    from services.errors import TrainingCancelled
-    from ui.widgets import guard, training_buttons
+    from lucid.core.errors import TrainingCancelled
+    from lucid.ui.widgets import guard, training_buttons
 
     def train(n: int, *, should_stop) -> str:
         st.session_state.setdefault("steps", 0)
@@ -89,8 +89,8 @@ def test_stop_clicked_while_idle_changes_nothing():
 def _script_with_error() -> None:
     import streamlit as st
 
-    from services.errors import TrainingError
-    from ui.widgets import guard, training_buttons
+    from lucid.core.errors import TrainingError
+    from lucid.ui.widgets import guard, training_buttons
 
     def train(*, should_stop) -> None:
         raise TrainingError("Only one class.")
@@ -128,7 +128,7 @@ def press_during_run(at: AppTest, key: str, *, release: str) -> None:
 def _script_with_hook(hook, steps: int = 50) -> None:
     import streamlit as st
 
-    from ui.widgets import guard, training_buttons
+    from lucid.ui.widgets import guard, training_buttons
 
     def train(n: int, *, should_stop) -> str:
         for step in range(n):
