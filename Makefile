@@ -41,11 +41,14 @@ test-fast: setup
 	$(BIN)/python -m pytest -m "not slow and not browser"
 
 bench: setup
-	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@for b in bench/bench_*.py; do m=$$(basename $$b .py); echo "== bench.$$m"; $(BIN)/python -m bench.$$m || exit 1; done
 
+# Style, the layer contracts (import-linter, pyproject.toml) and the type checker on lucid/.
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 format: setup
 	$(BIN)/ruff format .

@@ -2,140 +2,24 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import pandas as pd
-import shap
 import streamlit as st
 
-from lucid.core.data import to_safe_csv
 from lucid.core.store import shared_service
 from lucid.domains import DOMAINS
-from lucid.domains.finance.service import (
-    GRADES,
-    N_REASONS,
-    PSI_MIN_ROWS,
-    CreditBundle,
-    FinanceService,
-    ScoreResult,
-    to_probability_units,
-)
+from lucid.domains.finance.bundle import CreditBundle
+from lucid.domains.finance.monitoring import PSI_MIN_ROWS
+from lucid.domains.finance.reasons import GRADES, N_REASONS, to_probability_units
+from lucid.domains.finance.service import FinanceService, ScoreResult
 from lucid.domains.finance.stats import calibration_table, ks_curve
 from lucid.explain.explanation import mean_abs_importance
 from lucid.ui import finance_plots, plots
-from lucid.ui.report import Report
-from lucid.ui.widgets import batch_export, downloads, guard, model_card
+from lucid.ui.finance_report import scored_downloads
+from lucid.ui.finance_session import decided, digest, load_model, read_upload, scored_in_session
+from lucid.ui.widgets import batch_export, downloads, guard, model_card, progress_bar, training_buttons
 
 TABLE_PREVIEW = 1000
-DEFERRED_DOWNLOAD_ROWS = 5000
-
-
-@st.cache_data(show_spinner=False, max_entries=4)
-def read_upload(data: bytes, filename: str) -> pd.DataFrame:
-    """Parse an uploaded table once per file."""
-    return shared_service(FinanceService).read_applicants(data, filename)
-
-
-def _digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()[:16]
-
-
-def _load(service: FinanceService, name: str) -> CreditBundle | None:
-    if service.is_built(name):
-        return service.load(name)
-    with st.status(f"Building the default model '{name}' (first use only)...", expanded=True) as status:
-        bar = st.progress(0.0)
-        bundle = service.load(name, progress=lambda f, m: bar.progress(min(max(f, 0.0), 1.0), text=m))
-        status.update(label=f"Model '{name}' built and saved.", state="complete", expanded=False)
-    return bundle
-
-
-def _card(bundle: CreditBundle) -> dict:
-    meta = bundle.metadata
-    metrics, baseline = meta["metrics"], meta["baseline"]
-    return {
-        "Model": meta.get("title", bundle.name),
-        "Weights": f"trained by Lucid's own recipe ({meta.get('base_model', 'XGBoost')}), never downloaded",
-        "Data source": meta.get("source", ""),
-        "Licence": meta.get("licence", ""),
-        "Training data": meta.get("training_data", ""),
-        "Trained on": f"{meta.get('created', '')} ({meta.get('device', 'cpu')}, "
-        f"{meta.get('training_seconds', '?')} s)",
-        "Target": f"{meta['target']} (default = {meta['positive_label']})",
-        "Split": meta.get("split", ""),
-        "Held-out metrics (30% test)": {
-            "ROC AUC": metrics["auc"],
-            "Gini": metrics["gini"],
-            "KS": metrics["ks"],
-            "Brier score": metrics["brier"],
-            "Logistic-regression baseline AUC": baseline["auc"],
-            "Test rows": f"{meta.get('rows_test', 0):,}",
-        },
-        "Data hash / recipe": f"{meta.get('data_hash', '')} / recipe v{meta.get('recipe_version', '')}",
-        "Limits": "Scores reflect the population the model was trained on; check the Monitor tab for drift. "
-        "Reason codes are statistical attributions (SHAP), not causes, and a model is one input to a "
-        "credit decision, not the decision; review fairness before any use on protected groups.",
-    }
-
-
-def _scored(service: FinanceService, bundle: CreditBundle, df: pd.DataFrame, source: str) -> ScoreResult:
-    signature = (bundle.name, source)
-    if st.session_state.get("finance_scored_sig") != signature:
-        st.session_state["finance_scored"] = service.score(bundle, df)
-        st.session_state["finance_scored_sig"] = signature
-        for key in ("finance_export", "finance_global"):
-            st.session_state.pop(key, None)
-    return st.session_state["finance_scored"]
-
-
-def _decided(scored: ScoreResult, threshold: float) -> pd.DataFrame:
-    table = scored.table.copy()
-    table["decision"] = np.where(scored.pd >= threshold, "reject", "approve")
-    return table
-
-
-def _report(
-    bundle: CreditBundle,
-    scored: ScoreResult,
-    threshold: float,
-    service: FinanceService,
-    global_expl: shap.Explanation | None,
-) -> str:
-    meta = bundle.metadata
-    report = Report("Credit risk review", subtitle=f"Model: {meta.get('title', bundle.name)}")
-    m = service.holdout_metrics(bundle, threshold)
-    report.add(
-        "Model quality on held-out data",
-        text=[
-            f"ROC AUC {m['auc']:.3f}, Gini {m['gini']:.3f}, KS {m['ks']:.3f}, Brier {m['brier']:.4f} on "
-            f"{m['rows']:,} held-out applicants; logistic baseline AUC {meta['baseline']['auc']:.3f}.",
-            f"Data: {meta.get('training_data', '')}. Source: {meta.get('source', '')}. "
-            f"Licence: {meta.get('licence', '')}.",
-        ],
-        figure=[
-            finance_plots.ks_plot(ks_curve(bundle.holdout_y, bundle.holdout_pd), title="KS"),
-            finance_plots.calibration_plot(
-                calibration_table(bundle.holdout_y, bundle.holdout_pd), title="Calibration"
-            ),
-        ],
-    )
-    table = _decided(scored, threshold)
-    approved = float((scored.pd < threshold).mean())
-    report.add(
-        "Scored applicants",
-        text=f"{len(table):,} applicants, mean PD {scored.pd.mean():.3f}, approval rate {approved:.1%} at "
-        f"threshold {threshold:.2f}. First 50 rows below; reasons are SHAP attributions in log-odds.",
-        figure=finance_plots.pd_histogram(scored.pd, threshold),
-        table=table.head(50),
-    )
-    if global_expl is not None:
-        report.add(
-            "What drives the scores", figure=[plots.importance_bar(global_expl), plots.beeswarm(global_expl)]
-        )
-    psi, verdict = service.stability(bundle, scored)
-    report.add("Stability against the training data", text=verdict, table=psi)
-    return report.to_html()
 
 
 service = shared_service(FinanceService)  # one per process and model store, for every session
@@ -160,7 +44,7 @@ threshold = top[1].slider(
 
 bundle: CreditBundle | None = None
 with guard("loading the model"):
-    bundle = _load(service, name)
+    bundle = load_model(service, name)
 if bundle is None:
     st.stop()
 
@@ -170,7 +54,7 @@ tab_card, tab_score, tab_explain, tab_whatif, tab_monitor, tab_cost, tab_train =
 
 # --- Model card ---------------------------------------------------------------------------------
 with tab_card:
-    model_card(_card(bundle), expanded=True)
+    model_card(service.card(bundle.name), expanded=True)
     held = service.holdout_metrics(bundle, threshold)
     cols = st.columns(5)
     cols[0].metric("ROC AUC", f"{held['auc']:.3f}")
@@ -222,14 +106,14 @@ with tab_score:
             data = upload.getvalue()
             with guard("reading the file"):
                 applicants = read_upload(data, upload.name)
-                source_key = _digest(data)
+                source_key = digest(data)
     if applicants is not None:
         with guard("scoring the applicants"), st.spinner("Scoring..."):
-            scored = _scored(service, bundle, applicants, source_key)
+            scored = scored_in_session(service, bundle, applicants, source_key)
     if scored is not None:
         for message in scored.validation.messages():
             st.warning(message, icon=":material/info:")
-        table = _decided(scored, threshold)
+        table = decided(scored, threshold)
         cols = st.columns(4)
         cols[0].metric("Applicants", f"{len(table):,}")
         cols[1].metric("Mean PD", f"{scored.pd.mean():.3f}")
@@ -261,11 +145,9 @@ with tab_score:
                 st.session_state["finance_export"] = export
         if export is None:
             if st.button("Compute reasons and SHAP for every applicant", key="finance_export_button"):
-                bar = st.progress(0.0)
+                _, report = progress_bar()
                 with guard("computing the SHAP export"):
-                    export = service.export_full(
-                        bundle, scored, progress=lambda f, m: bar.progress(f, text=m)
-                    )
+                    export = service.export_full(bundle, scored, progress=report)
                     st.session_state["finance_export"] = export
         download_table = table
         if export is not None:
@@ -275,33 +157,7 @@ with tab_score:
             )
         global_now = st.session_state.get("finance_global")
         with guard("preparing the downloads"):
-            if len(table) <= DEFERRED_DOWNLOAD_ROWS:
-                downloads(
-                    "finance_scored",
-                    table=download_table,
-                    table_name="scored_applicants.csv",
-                    report_html=_report(bundle, scored, threshold, service, global_now),
-                    report_name="credit_risk_report.html",
-                )
-            else:
-                # Large batches: the files are made when a button is clicked, not on every rerun.
-                cols = st.columns(2)
-                cols[0].download_button(
-                    "Download CSV",
-                    data=lambda: to_safe_csv(download_table),
-                    file_name="scored_applicants.csv",
-                    mime="text/csv",
-                    key="finance_scored_csv",
-                    icon=":material/download:",
-                )
-                cols[1].download_button(
-                    "Download HTML report",
-                    data=lambda: _report(bundle, scored, threshold, service, global_now).encode("utf-8"),
-                    file_name="credit_risk_report.html",
-                    mime="text/html",
-                    key="finance_scored_report",
-                    icon=":material/description:",
-                )
+            scored_downloads(bundle, scored, threshold, service, download_table, global_now)
         with st.expander("Batch job: score and explain on this server or a cluster", icon=":material/dns:"):
             st.caption(
                 "The same job as `lucid finance score --explain`: every applicant, in order, "
@@ -487,16 +343,18 @@ with tab_train:
             key="finance_train_features",
         )
         model_name = st.text_input("Save as", value="my-credit-model", key="finance_train_name")
-        if st.button("Train", type="primary", key="finance_train_button"):
-            bar = st.progress(0.0, text="starting")
+        controls = training_buttons("finance_train", train_key="finance_train_button")
+        if controls.start:
+            _, report = progress_bar()
             with guard("training the model"):
-                trained = service.train(
+                trained = controls.call(
+                    service.train,
                     labelled,
                     target,
                     model_name,
                     features=feature_cols,
                     positive_label=None if positive == "(guess)" else positive,
-                    progress=lambda f, m: bar.progress(min(max(f, 0.0), 1.0), text=m),
+                    progress=report,
                 )
                 st.session_state["finance_trained"] = trained.name
             if st.session_state.get("finance_trained") == model_name.strip():
@@ -506,7 +364,7 @@ with tab_train:
             with guard("showing the trained model"):
                 trained_bundle = service.load(trained_name)
                 st.success(f"Saved as '{trained_name}'. Pick it in the Model list above to score with it.")
-                model_card(_card(trained_bundle), expanded=True, title=f"Model card: {trained_name}")
+                model_card(service.card(trained_name), expanded=True, title=f"Model card: {trained_name}")
                 y, p = trained_bundle.holdout_y, trained_bundle.holdout_pd
                 c1, c2 = st.columns(2)
                 c1.plotly_chart(

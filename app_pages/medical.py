@@ -9,17 +9,20 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
-import shap
 import streamlit as st
 
 from lucid.core.store import shared_service
-from lucid.domains.medical.scans import Scan, load_scan, render_slice, to_png, window_options
-from lucid.domains.medical.service import DISCLAIMER, UNCALIBRATED_NOTE, MedicalService
-from lucid.domains.medical.training import ScanTrainConfig, labelled_scans_from_zip
+from lucid.domains.medical.cards import DISCLAIMER, UNCALIBRATED_NOTE
+from lucid.domains.medical.data import labelled_scans_from_zip
+from lucid.domains.medical.reading import load_scan
+from lucid.domains.medical.scans import Scan
+from lucid.domains.medical.service import MedicalService
+from lucid.domains.medical.training import ScanTrainConfig
+from lucid.domains.medical.windowing import WINDOW_PRESETS, render_slice, to_png, window_options
+from lucid.ui.medical_plots import heatmap_table, plain_image, probability_figure
 from lucid.ui.plots import image_overlay
 from lucid.ui.report import Report
-from lucid.ui.widgets import downloads, guard, model_card, training_buttons
+from lucid.ui.widgets import downloads, guard, model_card, progress_bar, training_buttons
 
 SAMPLES = {
     "CT slice (pydicom CT_small.dcm)": ("dicom", "CT_small.dcm"),
@@ -43,19 +46,6 @@ def _sample_bytes(kind: str, name: str) -> bytes:
     import skimage.data
 
     return to_png(getattr(skimage.data, name)())
-
-
-def _probability_figure(probs: pd.Series) -> go.Figure:
-    fig = go.Figure(go.Bar(x=probs.values, y=list(probs.index), orientation="h", marker_color="#1f77b4"))
-    fig.update_layout(
-        template="plotly_white", xaxis={"range": [0, 1], "title": "probability"}, height=80 + 40 * len(probs)
-    )
-    return fig
-
-
-def _plain_image(image: np.ndarray) -> shap.Explanation:
-    """The image alone (an all-zero map), to show in a report with the same figure builder."""
-    return shap.Explanation(values=np.zeros(image.shape[:2], dtype=np.float32), base_values=0.0, data=image)
 
 
 service = shared_service(MedicalService)  # one per process and model store, for every session
@@ -166,7 +156,7 @@ with view_tab:
         if result and result["image_id"] == st.session_state["medical_image_id"]:
             prediction = result["prediction"]
             st.metric("Most likely class", prediction.label, f"{prediction.probabilities.max():.1%}")
-            st.plotly_chart(_probability_figure(prediction.probabilities), key="medical_probs_chart")
+            st.plotly_chart(probability_figure(prediction.probabilities), key="medical_probs_chart")
             st.caption(
                 ("Calibrated on held-out data (temperature scaling). " if prediction.calibrated else "")
                 + UNCALIBRATED_NOTE
@@ -177,7 +167,7 @@ with view_tab:
                 "Medical imaging: classification", subtitle=f"Model: {result['model']}. {DISCLAIMER}"
             )
             report.add(
-                "Image the model saw", figure=image_overlay(_plain_image(prediction.model_image), opacity=0.0)
+                "Image the model saw", figure=image_overlay(plain_image(prediction.model_image), opacity=0.0)
             )
             report.add("Class probabilities", text=UNCALIBRATED_NOTE, table=table)
             downloads(
@@ -261,18 +251,7 @@ with explain_tab:
                 f"SHAP values add up to the class probability minus {explained['shap'].base_values:.3f} "
                 f"(the probability with the whole image hidden). {UNCALIBRATED_NOTE} {DISCLAIMER}"
             )
-            shap_table = pd.DataFrame(
-                {
-                    "row": np.repeat(
-                        np.arange(explained["shap"].values.shape[0]), explained["shap"].values.shape[1]
-                    ),
-                    "col": np.tile(
-                        np.arange(explained["shap"].values.shape[1]), explained["shap"].values.shape[0]
-                    ),
-                    "shap": explained["shap"].values.reshape(-1),
-                    "gradcam": explained["cam"].values.reshape(-1),
-                }
-            )
+            shap_table = heatmap_table(explained["shap"], explained["cam"])
             report = Report(
                 "Medical imaging: explanation", subtitle=f"Model: {result['model']}. {DISCLAIMER}"
             )
@@ -304,7 +283,7 @@ with train_tab:
     size = c3.select_slider("Image size", [64, 96, 128, 160, 224], value=224, key="medical_train_size")
     window = c4.selectbox(
         "Window",
-        ["file", "auto", "Brain", "Subdural", "Bone", "Lung", "Soft tissue"],
+        ["file", "auto", *WINDOW_PRESETS],
         key="medical_train_window",
     )
     mode = st.radio(
@@ -329,7 +308,7 @@ with train_tab:
             st.write(
                 f"{len(labelled.data)} images, classes: {labelled.counts()}, split by {labelled.group_kind}."
             )
-            bar = st.progress(0.0)
+            on_progress = progress_bar()[1]  # the bar stays, showing the held-out accuracy at the end
             config = ScanTrainConfig(
                 epochs=int(epochs), image_size=int(size), threshold=float(threshold), mode=mode
             )
@@ -338,7 +317,7 @@ with train_tab:
                 labelled,
                 new_name,
                 config,
-                progress=lambda f, m: bar.progress(min(f, 1.0), text=m),
+                progress=on_progress,
             )
             st.session_state["medical_trained"] = {"name": stored.name, "metrics": trained.metrics}
             status.update(label=f"Saved as {stored.name}", state="complete")
@@ -374,4 +353,4 @@ with models_tab:
     st.caption(DISCLAIMER)
     for name in service.model_names():
         with guard("showing the model card"):
-            model_card(service.model_card(name), title=f"Model card: {name}")
+            model_card(service.card(name), title=f"Model card: {name}")

@@ -11,21 +11,15 @@ from lucid.core.errors import InvalidInputError
 from lucid.core.store import default_root, shared_service
 from lucid.domains import DOMAINS
 from lucid.domains.nlp.batch import batch_frame
-from lucid.domains.nlp.model import TrainConfig, load_reviews, stratified_sample, stratified_split
-from lucid.domains.nlp.service import (
-    BatchScores,
-    NLPService,
-    TextAnalysis,
-    WordDrivers,
-    column_texts,
-    metrics_table,
-    read_texts_file,
-    text_columns,
-)
+from lucid.domains.nlp.cards import metrics_table
+from lucid.domains.nlp.data import column_texts, demo_reviews, read_texts_file, text_columns
+from lucid.domains.nlp.model import DEFAULT_MODEL, TrainConfig
+from lucid.domains.nlp.results import BatchScores, TextAnalysis, WordDrivers
+from lucid.domains.nlp.service import NLPService
 from lucid.ui.nlp_plots import drivers_bar, loss_curve, score_histogram
+from lucid.ui.nlp_reports import batch_report, one_text_report, training_report
 from lucid.ui.plots import confusion_matrix, text_highlight_html, token_bar
-from lucid.ui.report import Report
-from lucid.ui.widgets import batch_export, downloads, guard, model_card, training_buttons
+from lucid.ui.widgets import batch_export, downloads, guard, model_card, progress_bar, training_buttons
 
 EXAMPLE = (
     "I ordered this dress for a wedding. The colour is gorgeous and the fabric feels expensive, "
@@ -49,20 +43,8 @@ def analyse_text(
 
 
 @st.cache_data(show_spinner=False)
-def demo_reviews() -> pd.DataFrame:
-    """A stratified sample of the held-out test reviews (never seen by the default model in training)."""
-    df = load_reviews()
-    _, test_idx = stratified_split(df["label"].to_numpy(), 0.2, 42)
-    test = df.iloc[test_idx].reset_index(drop=True)
-    keep = stratified_sample(test["label"].to_numpy(), DEMO_SIZE, 0)
-    return test.iloc[keep].reset_index(drop=True)[["text", "label", "rating"]]
-
-
-def progress_callback(bar):
-    def report(fraction: float, message: str) -> None:
-        bar.progress(min(max(fraction, 0.0), 1.0), text=message)
-
-    return report
+def cached_demo_reviews() -> pd.DataFrame:
+    return demo_reviews(DEMO_SIZE)
 
 
 store_root = str(default_root())
@@ -75,15 +57,15 @@ st.caption(
     "labelled texts. Colours: red words push towards the explained class, blue words push away from it."
 )
 
-if not service.default_ready():
+if not service.is_built(DEFAULT_MODEL):
     with guard("building the default model"):
         with st.status("Building the default sentiment model (first use only)...", expanded=True) as status:
             st.write(
                 "The default model is fine-tuned here from the packaged MiniLM encoder on 10,000 clothing "
                 "reviews. On a laptop CPU this takes 10-30 minutes, on a GPU seconds; it is kept afterwards."
             )
-            bar = st.progress(0.0, text="Starting")
-            service.ensure_default(progress=progress_callback(bar))
+            _, report_build = progress_bar()
+            service.load(DEFAULT_MODEL, progress=report_build)
             status.update(label="Default model ready", state="complete", expanded=False)
 
 names = service.model_names()
@@ -102,7 +84,7 @@ int8 = top_right.toggle(
 )
 card = None
 with guard("reading the model card"):
-    card = service.model_card(model_name)
+    card = service.card(model_name)
     model_card(card)
 entry_stamp = ""
 classes: list[str] = []
@@ -171,22 +153,8 @@ with tab_one:
                 "sum of its pieces'."
             )
             st.dataframe(result.piece_table(), hide_index=True, width="stretch")
-        report = Report("Review sentiment: one text", subtitle=f"Model: {model_name}")
-        report.add(
-            "Prediction",
-            text=[
-                f"Predicted class: {result.label}.",
-                "Probabilities: " + ", ".join(f"{k} {v:.1%}" for k, v in result.probabilities.items()) + ".",
-                result.truncation_notice(),
-            ],
-        )
-        report.add(
-            f"Words that drove the {scale} of '{result.explained_label}'",
-            html_fragment=highlight,
-            figure=figure,
-            table=words,
-        )
-        downloads("nlp_one", table=words, table_name="word_shap.csv", report_html=report.to_html())
+        report_html = one_text_report(model_name, result, highlight, figure)
+        downloads("nlp_one", table=words, table_name="word_shap.csv", report_html=report_html)
 
 # ------------------------------------------------------------------------------------------------
 # Batch
@@ -208,7 +176,7 @@ with tab_batch:
             source = upload.name
     elif st.session_state.get("nlp_batch_source") == "demo":
         with guard("loading the demo reviews"):
-            frame = demo_reviews()
+            frame = cached_demo_reviews()
             source = "demo reviews"
     if frame is not None:
         guesses = text_columns(frame) or list(frame.columns)
@@ -223,9 +191,9 @@ with tab_batch:
             st.session_state.pop("nlp_batch", None)
             st.session_state.pop("nlp_drivers", None)
             with guard("scoring the texts"):
-                bar = st.progress(0.0, text="Scoring")
+                _, report_scoring = progress_bar("Scoring")
                 texts = column_texts(frame, column)
-                scores = service.score(texts, model_name, int8=int8, progress=progress_callback(bar))
+                scores = service.score(texts, model_name, int8=int8, progress=report_scoring)
                 st.session_state["nlp_batch"] = (model_name, source, column, scores)
         with st.expander(
             "Batch job: export every row, with each text's strongest words", icon=":material/dns:"
@@ -288,13 +256,13 @@ with tab_batch:
             st.caption("One text was scored; its words are explained.")
         if st.button("Find driving words", key="nlp_drivers_go", icon=":material/insights:"):
             with guard("explaining the batch"):
-                bar = st.progress(0.0, text="Explaining")
+                _, report_drivers = progress_bar("Explaining")
                 drivers = service.word_drivers(
-                    scored["text"].tolist(), model_name, sample_size=sample, progress=progress_callback(bar)
+                    scored["text"].tolist(), model_name, sample_size=sample, progress=report_drivers
                 )
                 st.session_state["nlp_drivers"] = (model_name, drivers)
         stored_drivers = st.session_state.get("nlp_drivers")
-        drivers_figure = None
+        drivers_view = None
         if stored_drivers and stored_drivers[0] == model_name:
             drivers: WordDrivers = stored_drivers[1]
             st.caption(
@@ -308,31 +276,15 @@ with tab_batch:
                 st.info("No word appeared often enough in the sample; explain more texts.")
             else:
                 drivers_figure = drivers_bar(drivers.table, drivers.explained_label)
+                drivers_view = (drivers, drivers_figure)
                 st.plotly_chart(drivers_figure, key="nlp_drivers_bar")
                 left, right = st.columns(2)
                 left.markdown(f"**Push away from '{html.escape(drivers.explained_label)}'**")
                 left.dataframe(drivers.top(15, sign=-1), hide_index=True, width="stretch")
                 right.markdown(f"**Push towards '{html.escape(drivers.explained_label)}'**")
                 right.dataframe(drivers.top(15, sign=1), hide_index=True, width="stretch")
-        report = Report("Review sentiment: batch", subtitle=f"Model: {model_name}; data: {source}")
-        report.add(
-            "Summary",
-            text=(
-                f"{len(scored):,} texts scored, {scores.n_empty:,} empty rows not scored; "
-                f"{(scored['label'] == scores.score_label).mean():.1%} labelled '{scores.score_label}'."
-            ),
-            figure=histogram,
-        )
-        report.add(f"Lowest P({scores.score_label})", table=lowest)
-        report.add(f"Highest P({scores.score_label})", table=highest)
-        if drivers_figure is not None:
-            report.add(
-                "Words that drive the scores",
-                text=f"Mean SHAP per word over {drivers.sample_size} sampled texts.",
-                figure=drivers_figure,
-                table=drivers.table,
-            )
-        downloads("nlp_batch", table=scores.table, table_name="scores.csv", report_html=report.to_html())
+        report_html = batch_report(model_name, source, scores, histogram, drivers_view)
+        downloads("nlp_batch", table=scores.table, table_name="scores.csv", report_html=report_html)
 
 # ------------------------------------------------------------------------------------------------
 # Train your own
@@ -373,7 +325,7 @@ with tab_train:
                     if label_col not in train_frame.columns:
                         raise InvalidInputError(f"The file has no column '{label_col}'.")
                     texts = column_texts(train_frame, text_col)
-                    bar = st.progress(0.0, text="Preparing")
+                    _, report_training = progress_bar("Preparing")
                     saved, result = controls.call(
                         service.train,
                         texts,
@@ -381,7 +333,7 @@ with tab_train:
                         new_name,
                         config=TrainConfig(epochs=int(epochs), learning_rate=float(rate)),
                         data_name=train_upload.name,
-                        progress=progress_callback(bar),
+                        progress=report_training,
                     )
                     st.session_state["nlp_trained"] = (saved.name, result.metadata(), result.history.losses)
                 if "nlp_trained" in st.session_state:
@@ -404,8 +356,5 @@ with tab_train:
         if meta.get("validation"):
             st.markdown("**Validation after each epoch**")
             st.dataframe(pd.DataFrame(meta["validation"]), hide_index=True, width="stretch")
-        report = Report("Review sentiment: trained model", subtitle=f"Model: {name}")
-        report.add("Held-out test metrics", table=table)
-        report.add("Per class", table=per_class, figure=confusion)
-        report.add("Training loss", figure=curve)
-        downloads("nlp_train", table=per_class, table_name="test_metrics.csv", report_html=report.to_html())
+        report_html = training_report(name, table, per_class, confusion, curve)
+        downloads("nlp_train", table=per_class, table_name="test_metrics.csv", report_html=report_html)

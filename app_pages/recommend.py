@@ -3,7 +3,6 @@ and training on an uploaded interaction log."""
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -14,113 +13,25 @@ from lucid.core.store import shared_service
 from lucid.domains import DOMAINS
 from lucid.domains.recommend.batch import batch_frame
 from lucid.domains.recommend.data import attach_item_table, attach_user_table, prepare_interactions
-from lucid.domains.recommend.service import DEFAULT_MODEL, K, Recommendations, RecommendService
+from lucid.domains.recommend.ranking import K
+from lucid.domains.recommend.service import RecommendService
 from lucid.ui import plots
 from lucid.ui.recommend_plots import metrics_comparison, popularity_bias, similar_items_bar
+from lucid.ui.recommend_views import (
+    global_view,
+    load_model,
+    preview,
+    recommend_new,
+    recommend_user,
+    report_footer,
+    show_recommendations,
+)
 from lucid.ui.report import Report
-from lucid.ui.widgets import batch_export, downloads, guard, model_card
+from lucid.ui.widgets import batch_export, downloads, guard, model_card, progress_bar, training_buttons
 
 NONE = "(none)"
 EVERY_USER = "Every user of the model"
 FILE_USERS = "The users of a file"
-WATERFALL_UNITS = "log-odds that the user picks the item"
-
-
-def load_model(name: str):
-    """The model, built with a progress bar when it is a default that is not built yet."""
-    service = shared_service(RecommendService)
-    if not service.needs_build(name):
-        return service.load(name)
-    with st.status("Building the demo recommender (first use only, about half a minute)...") as status:
-        bar = st.progress(0.0)
-
-        def report(fraction: float, message: str) -> None:
-            bar.progress(min(max(fraction, 0.0), 1.0), text=message)
-
-        model = service.load(name, progress=report)
-        status.update(label="Demo recommender ready", state="complete")
-    return model
-
-
-@st.cache_data(show_spinner=False, max_entries=64)
-def recommend_user(_model, model_key: int, user: str, n: int) -> Recommendations:
-    return _model.recommend(user, n=n)
-
-
-@st.cache_data(show_spinner=False, max_entries=32)
-def recommend_new(_model, model_key: int, items: tuple[str, ...], n: int) -> Recommendations:
-    return _model.recommend_new_user(list(items), n=n)
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def global_view(_model, model_key: int):
-    explanation = _model.global_explanation(max_users=300)
-    top_all = _model.recommend_all(K, reasons=False)
-    return explanation, _model.popularity_bias(top_all)
-
-
-def preview(df: pd.DataFrame, rows: int = 5) -> pd.DataFrame:
-    """The first rows for display; text columns holding mixed values (numbers and text, bytes, lists)
-    are shown as text so that every upload displays as it is."""
-    head = df.head(rows).copy()
-    for col in head.columns:
-        if head[col].dtype == object:
-            head[col] = head[col].astype("string")
-    return head
-
-
-def recommendations_table(recs: Recommendations) -> pd.DataFrame:
-    """The top-N with each item's SHAP values, for the CSV download."""
-    shap_cols = pd.DataFrame(
-        np.asarray(recs.explanation.values), columns=[f"SHAP: {n}" for n in recs.explanation.feature_names]
-    )
-    return pd.concat([recs.table.assign(user=recs.user), shap_cols], axis=1)
-
-
-def report_footer(model_name: str) -> str:
-    if model_name == DEFAULT_MODEL:
-        return "Demo data: MovieLens 100k (GroupLens); no commercial use without GroupLens's permission"
-    return ""
-
-
-def show_recommendations(recs: Recommendations, model_name: str, key: str, heading: str) -> None:
-    st.markdown(f"**{heading}**")
-    st.dataframe(
-        recs.table.drop(columns=["item"]),
-        hide_index=True,
-        width="stretch",
-        column_config={"score": st.column_config.ProgressColumn("score", min_value=0.0, max_value=1.0)},
-    )
-    options = list(range(len(recs.table)))
-    pick = st.selectbox(
-        "Explain one recommendation",
-        options,
-        format_func=lambda i: f"#{i + 1} {recs.table['title'].iloc[i]}",
-        key=f"{key}_explain",
-    )
-    st.markdown(f"**Why #{pick + 1}:** {recs.table['reason'].iloc[pick]}")
-    fig = plots.waterfall(
-        recs.explanation[pick], units=WATERFALL_UNITS, title=f"{recs.table['title'].iloc[pick]}"
-    )
-    st.plotly_chart(fig, key=f"{key}_waterfall")
-    st.caption(
-        "Red bars raised the item's score, blue bars lowered it; they add up from the average candidate "
-        "(base value) to this item's score. The reason quotes the strongest red bars."
-    )
-    report = Report(
-        f"Recommendations for {recs.user}", subtitle=f"Model: {model_name}", footer=report_footer(model_name)
-    )
-    report.add("Top recommendations", table=recs.table)
-    report.add(
-        f"Why #{pick + 1}: {recs.table['title'].iloc[pick]}", text=recs.table["reason"].iloc[pick], figure=fig
-    )
-    downloads(
-        key,
-        table=recommendations_table(recs),
-        table_name="recommendations.csv",
-        report_html=report.to_html(),
-        report_name="recommendations.html",
-    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -144,7 +55,7 @@ with guard("loading the recommender"):
 
 if model is not None:
     model_key = id(model)
-    model_card(service.card(name, model))
+    model_card(service.card(name))
     word, words = model.item_word, model.item_word + "s"
     tab_user, tab_new, tab_similar, tab_global, tab_train = st.tabs(
         ["For a customer", "New customer", f"Similar {words}", "How it performs", "Train on your data"]
@@ -382,7 +293,10 @@ if model is not None:
                 new_name = st.text_input(
                     "Save the model as", key="recommend_new_name", placeholder="e.g. shop-2024"
                 )
-                if st.button("Train", type="primary", key="recommend_train"):
+                controls = training_buttons(
+                    "recommend_train_run", train_key="recommend_train", stop_key="recommend_train_stop"
+                )
+                if controls.start:
                     st.session_state.pop("recommend_trained", None)  # no stale result beside a new error
                     with guard("training the recommender"):
                         for what, upload_, args in (
@@ -413,12 +327,8 @@ if model is not None:
                         if user_args is not None:
                             data = attach_user_table(data, user_args["table"], id_col=user_args["id_col"])
                         with st.status("Training the recommender...", expanded=True) as status:
-                            bar = st.progress(0.0)
-                            trained = service.train(
-                                data,
-                                new_name,
-                                progress=lambda f, m: bar.progress(min(max(f, 0.0), 1.0), text=m),
-                            )
+                            _, report_training = progress_bar("Preparing")
+                            trained = controls.call(service.train, data, new_name, progress=report_training)
                             status.update(label="Training finished", state="complete")
                         st.session_state["recommend_trained"] = {
                             "name": new_name.strip(),

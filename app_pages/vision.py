@@ -2,147 +2,35 @@
 
 from __future__ import annotations
 
-import hashlib
-import io
-
 import numpy as np
 import pandas as pd
 import streamlit as st
-from PIL import Image
 
 from lucid.core.errors import InvalidInputError
 from lucid.core.store import shared_service
 from lucid.domains import DOMAINS
 from lucid.domains.vision.batch import batch_frame
-from lucid.domains.vision.service import (
-    DEFAULT_MODEL,
-    DEFAULT_SHAP_EVALS,
-    SAMPLE_PHOTOS,
-    ImageExplanation,
-    UploadedImages,
-    VisionService,
-    read_uploaded_images,
-    sample_images,
-)
-from lucid.imaging.classifier import FineTuneConfig, labelled_images_from_zip, per_class_table
+from lucid.domains.vision.data import SAMPLE_PHOTOS, images_digest
+from lucid.domains.vision.explain import DEFAULT_SHAP_EVALS
+from lucid.domains.vision.service import DEFAULT_MODEL, VisionService
+from lucid.imaging.datasets import labelled_images_from_zip
+from lucid.imaging.metrics import per_class_table
+from lucid.imaging.training import FineTuneConfig
 from lucid.ui.plots import image_overlay
-from lucid.ui.report import Report
+from lucid.ui.vision_cache import (
+    batch_report_html,
+    classify_images,
+    decode_uploads,
+    explain_image,
+    load_samples,
+    sample_files,
+)
 from lucid.ui.vision_plots import confusion_matrix_figure, top_classes_bar, training_history_figure
-from lucid.ui.widgets import batch_export, downloads, guard, model_card, training_buttons
+from lucid.ui.vision_reports import explanation_report, training_report
+from lucid.ui.widgets import batch_export, downloads, guard, model_card, progress_bar, training_buttons
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif", "zip"]
 SHAP_BUDGETS = [50, 100, 200, 300, 500]
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def load_samples(names: tuple[str, ...]) -> list[tuple[str, np.ndarray]]:
-    return [(name, np.asarray(img)) for name, img in sample_images(list(names)).items()]
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def sample_files(names: tuple[str, ...]) -> tuple[tuple[str, bytes], ...]:
-    """The sample photos as PNG files (lossless: they decode to the pixels the page classifies)."""
-    files = []
-    for name, arr in load_samples(names):
-        buffer = io.BytesIO()
-        Image.fromarray(arr).save(buffer, format="PNG")
-        files.append((name, buffer.getvalue()))
-    return tuple(files)
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def decode_uploads(files: tuple[tuple[str, bytes], ...]) -> UploadedImages:
-    return read_uploaded_images(list(files))
-
-
-@st.cache_data(show_spinner=False, max_entries=32)
-def classify_images(
-    _service: VisionService, model: str, stamp: str, digest: str, _items: list[tuple[str, np.ndarray]]
-) -> pd.DataFrame:
-    return _service.classify([(name, Image.fromarray(arr)) for name, arr in _items], model, k=5)
-
-
-@st.cache_data(show_spinner=False, max_entries=32)
-def explain_image(
-    _service: VisionService,
-    model: str,
-    stamp: str,
-    digest: str,
-    class_index: int,
-    max_evals: int,
-    _image: np.ndarray,
-) -> ImageExplanation:
-    return _service.explain(Image.fromarray(_image), model, class_index=class_index, max_evals=max_evals)
-
-
-def digest_of(items: list[tuple[str, np.ndarray]]) -> str:
-    h = hashlib.sha256()
-    for name, arr in items:
-        h.update(name.encode())
-        h.update(str(arr.shape).encode())
-        h.update(arr.tobytes())
-    return h.hexdigest()[:16]
-
-
-def model_stamp(service: VisionService, model: str) -> str:
-    """Changes whenever a saved model of that name is retrained (so cached results are dropped)."""
-    if model == DEFAULT_MODEL or not service.store.exists("vision", model):
-        return ""
-    return str(service.store.load("vision", model).metadata.get("created", ""))
-
-
-def explanation_report(model: str, image_name: str, result: ImageExplanation, opacity: float) -> str:
-    report = Report("Image explanation", subtitle=f"Model: {model} · image: {image_name}")
-    top = pd.DataFrame([{"class": c, "probability": p} for _, c, p in result.top5])
-    report.add(
-        "Prediction",
-        text=f"Explained class: {result.class_name} (probability {result.probability:.3f}).",
-        table=top,
-    )
-    report.add(
-        "Where the model looked",
-        text=(
-            "Left: SHAP values (red regions raised the class probability, blue lowered it; they add up "
-            "to the probability minus that of the fully blurred image). Right: Grad-CAM on the last "
-            "convolutional stage."
-        ),
-        figure=[
-            image_overlay(result.shap, opacity=opacity, title="SHAP"),
-            image_overlay(result.gradcam, opacity=opacity, title="Grad-CAM", signed=False),
-        ],
-    )
-    report.add(
-        "Faithfulness",
-        text="How far the probability falls when the top-attributed regions are blurred, against random.",
-        table=result.faithfulness_table().round(4),
-    )
-    return report.to_html()
-
-
-def batch_report(model: str, table: pd.DataFrame, images: list[tuple[str, np.ndarray]]) -> str:
-    """The Batch tab's report: class counts, a gallery of thumbnails with their top class, all top 5s."""
-    report = Report("Image classification results", subtitle=f"Model: {model} · {len(table)} images")
-    counts = table["top1"].value_counts().rename_axis("predicted class").reset_index(name="images")
-    report.add("Predicted classes", table=counts)
-    report.add_gallery(
-        "Gallery",
-        [
-            (arr, name, f"{row['top1']} ({row['probability']:.1%})")
-            for (name, arr), (_, row) in zip(images, table.iterrows(), strict=True)
-        ],
-        text="Each image with the class the model found most likely and its probability.",
-    )
-    report.add("All predictions (top 5 each)", table=table.round(4))
-    return report.to_html()
-
-
-@st.cache_data(show_spinner="Preparing the HTML report...", max_entries=8)
-def batch_report_html(
-    model: str, stamp: str, digest: str, _table: pd.DataFrame, _items: list[tuple[str, np.ndarray]]
-) -> str:
-    """The batch report, built once per model and set of images (its thumbnails take a while)."""
-    return batch_report(model, _table, _items)
-
 
 service = shared_service(VisionService)  # one per process and model store, for every session
 
@@ -154,14 +42,14 @@ st.caption(
 
 model = DEFAULT_MODEL
 with guard("listing the models"):
-    models = service.available_models()
+    models = service.model_names()
     model = st.selectbox(
         "Model",
         models,
         key="vision_model",
         help="The built-in ImageNet model, or one you fine-tuned on the 'Train your own' tab.",
     )
-    model_card(service.model_card(model))
+    model_card(service.card(model))
 
 # ------------------------------------------------------------------ images in
 source = st.radio("Images", ["Sample photos", "Upload your own"], key="vision_source", horizontal=True)
@@ -199,9 +87,9 @@ predictions: pd.DataFrame | None = None
 items_digest = ""
 if items:
     with guard("classifying the images"):
-        items_digest = digest_of(items)
+        items_digest = images_digest(items)
         with st.spinner(f"Classifying {len(items)} image(s)..."):
-            predictions = classify_images(service, model, model_stamp(service, model), items_digest, items)
+            predictions = classify_images(service, model, service.stamp(model), items_digest, items)
         st.session_state["vision_predictions"] = predictions
 
 tab_classify, tab_explain, tab_batch, tab_train = st.tabs(["Classify", "Explain", "Batch", "Train your own"])
@@ -256,8 +144,8 @@ with tab_explain:
                     result = explain_image(
                         service,
                         model,
-                        model_stamp(service, model),
-                        digest_of([items[i]]),
+                        service.stamp(model),
+                        images_digest([items[i]]),
                         int(class_index),
                         int(max_evals),
                         items[i][1],
@@ -333,9 +221,7 @@ with tab_batch:
             "vision_batch_dl",
             table=predictions,
             table_name="predictions.csv",
-            report_html=batch_report_html(
-                model, model_stamp(service, model), items_digest, predictions, items
-            ),
+            report_html=batch_report_html(model, service.stamp(model), items_digest, predictions, items),
             report_name="predictions.html",
         )
         with st.expander("Batch job: every image with its explanation summary", icon=":material/dns:"):
@@ -408,11 +294,11 @@ with tab_train:
             if not train_name.strip():
                 raise InvalidInputError("Give the model a name.")
             with st.status(f"Fine-tuning on {len(data)} images...", expanded=True) as status:
-                bar = st.progress(0.0, text="Starting")
+                _, move_bar = progress_bar()
                 seen_epochs: list[str] = []
 
                 def report_progress(fraction: float, message: str) -> None:
-                    bar.progress(min(max(fraction, 0.0), 1.0), text=message)
+                    move_bar(fraction, message)
                     if "validation accuracy" in message and message not in seen_epochs:
                         seen_epochs.append(message)
                         st.write(message)
@@ -447,24 +333,17 @@ with tab_train:
             width="stretch",
             key="vision_history",
         )
-        report = Report(
-            f"Fine-tuned image classifier '{trained['name']}'", subtitle=f"Images: {trained['split']}"
-        )
-        report.add(
-            "Test results",
-            text=(
-                f"Test accuracy {metrics['accuracy']:.3f}, against "
-                f"{metrics['majority_baseline_accuracy']:.3f} "
-                f"for always answering '{metrics['majority_class']}'."
-            ),
-            table=per_class.round(4),
-            figure=[confusion_matrix_figure(metrics), training_history_figure(trained["history"])],
-        )
         downloads(
             "vision_train_dl",
             table=per_class,
             table_name="test_metrics.csv",
-            report_html=report.to_html(),
+            report_html=training_report(
+                trained["name"],
+                trained["split"],
+                metrics,
+                per_class,
+                [confusion_matrix_figure(metrics), training_history_figure(trained["history"])],
+            ),
             report_name="training_report.html",
         )
         st.info("Pick the new model in the 'Model' box at the top to classify and explain with it.")

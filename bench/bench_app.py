@@ -4,7 +4,7 @@ first rendered page (server start -> health -> Home drawn in headless Chromium).
 Baselines in the same run: a bare Python process that only imports torch (the floor under any
 model), and a bare Streamlit "hello" script's cold start (the floor under any Streamlit app).
 
-    python bench/bench_app.py      # prints a table, writes bench/results/app.json
+    python -m bench.bench_app      # prints a table, writes bench/results/app.json
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 LOAD_ALL = r"""
 import json, resource, time
@@ -33,9 +32,9 @@ for name in fin.model_names():
     if fin.is_built(name):
         fin.load(name); loaded.append("finance/" + name)
 nlp = NLPService()
-if nlp.default_ready:
+if nlp.is_built("review_sentiment"):
     nlp.load(); loaded.append("nlp/review_sentiment")
-VisionService().load(); loaded.append("vision/efficientnet_lite0")
+VisionService().load("efficientnet_lite0"); loaded.append("vision/efficientnet_lite0")
 med = MedicalService()
 for name in med.model_names():
     try:
@@ -63,8 +62,9 @@ def _json_of(code: str) -> dict:
 
 def _cold_start(starter, marker: str) -> dict:
     """Seconds from launching the server to health, and to ``marker`` drawn in Chromium."""
-    from load.harness import CHROMIUM, CHROMIUM_ARGS
     from playwright.sync_api import sync_playwright
+
+    from tests.load.harness import CHROMIUM, CHROMIUM_ARGS
 
     start = time.perf_counter()
     proc, url = starter()
@@ -84,7 +84,7 @@ def _cold_start(starter, marker: str) -> dict:
 
 
 def main() -> None:
-    from live_app import start_app
+    from tests.live_app import start_app
 
     results: dict[str, object] = {}
     results["memory_all_defaults"] = _json_of(LOAD_ALL)

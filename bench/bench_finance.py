@@ -18,20 +18,19 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import shap  # noqa: E402
 
+from lucid.domains.finance.data import validate_applicants  # noqa: E402
 from lucid.domains.finance.model import GIVE_ME_SOME_CREDIT  # noqa: E402
-from lucid.domains.finance.service import FinanceService, validate_applicants  # noqa: E402
+from lucid.domains.finance.service import FinanceService  # noqa: E402
 from lucid.explain.explanation import mean_abs_importance  # noqa: E402
 from lucid.ui import plots  # noqa: E402
 

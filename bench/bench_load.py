@@ -3,18 +3,16 @@
 Reports errors, p50/p95 time to each page's key result and the server's peak memory, and, as the
 baseline in the same run, the same scenarios for a single user (no contention).
 
-    python bench/bench_load.py [--sessions 20] [--seconds 120]
+    python -m bench.bench_load [--sessions 20] [--seconds 120]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 
 def main() -> None:
@@ -22,9 +20,9 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=120)
     args = parser.parse_args()
-    from live_app import start_app
-    from load.harness import run_load
-    from load.test_load import scenarios_ready
+    from tests.live_app import start_app
+    from tests.load.harness import run_load
+    from tests.load.test_load import scenarios_ready
 
     scenarios = scenarios_ready()
     proc, url = start_app()

@@ -7,7 +7,7 @@
    shared head fine-tuning of EfficientNet-Lite0 with calibration and medical metrics, against a
    logistic regression on raw pixels and the majority class, on the same test crops.
 
-    python bench/bench_medical.py            # prints a table, writes bench/results/medical.json
+    python -m bench.bench_medical            # prints a table, writes bench/results/medical.json
 """
 
 from __future__ import annotations
@@ -16,12 +16,10 @@ import io
 import json
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
@@ -31,10 +29,12 @@ from pydicom.dataset import Dataset, FileMetaDataset  # noqa: E402
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid  # noqa: E402
 
 from lucid.core.store import ModelStore  # noqa: E402
+from lucid.domains.medical.data import bccd_cell_crops  # noqa: E402
 from lucid.domains.medical.model import MEDICAL_MODELS, prepare_input  # noqa: E402
-from lucid.domains.medical.scans import WINDOW_PRESETS, load_scan, render_slice  # noqa: E402
+from lucid.domains.medical.reading import load_scan  # noqa: E402
 from lucid.domains.medical.service import MedicalService  # noqa: E402
-from lucid.domains.medical.training import ScanTrainConfig, bccd_cell_crops, train_on_scans  # noqa: E402
+from lucid.domains.medical.training import ScanTrainConfig, train_on_scans  # noqa: E402
+from lucid.domains.medical.windowing import WINDOW_PRESETS, render_slice  # noqa: E402
 
 REPEATS = 5
 

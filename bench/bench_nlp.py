@@ -10,7 +10,7 @@ settings (float32 pipeline), against the page's explanation (the same masker, hi
 our batched model function) and the whole-word explainer of the batch drivers: seconds, top-3 words,
 agreement of the values, and how much masking each method's top-3 words lowers the class's log-odds.
 
-Run: ``.venv/bin/python bench/bench_nlp.py [--texts 256] [--runs 5]`` (needs the built default
+Run: ``.venv/bin/python -m bench.bench_nlp [--texts 256] [--runs 5]`` (needs the built default
 model: ``make models`` or the page builds it). Writes ``bench/results/nlp.json``.
 """
 
@@ -27,7 +27,6 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 import shap  # noqa: E402
@@ -36,15 +35,10 @@ from scipy.stats import spearmanr  # noqa: E402
 
 from bench.timing import median_time  # noqa: E402
 from lucid.core.device import precision_name  # noqa: E402
+from lucid.domains.nlp.data import load_reviews, normalise_word, stratified_sample, stratified_split  # noqa: E402
 from lucid.domains.nlp.explain import explain_pieces, explain_words, masked_word_log_odds, split_words  # noqa: E402
-from lucid.domains.nlp.model import (  # noqa: E402
-    DEFAULT_MODEL,
-    TextClassifier,
-    load_reviews,
-    stratified_sample,
-    stratified_split,
-)
-from lucid.domains.nlp.service import NLPService, normalise_word  # noqa: E402
+from lucid.domains.nlp.model import DEFAULT_MODEL, TextClassifier  # noqa: E402
+from lucid.domains.nlp.service import NLPService  # noqa: E402
 
 
 def top_words(words: list[str], values: np.ndarray, k: int = 3) -> list[str]:
@@ -92,7 +86,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     service = NLPService(device="cpu")
-    if not service.default_ready():
+    if not service.is_built(DEFAULT_MODEL):
         sys.exit("The default model is not built yet: run `make models` or open the page once.")
     clf = service.load(DEFAULT_MODEL)
     int8 = service.load(DEFAULT_MODEL, int8=True)

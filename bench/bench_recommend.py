@@ -6,27 +6,26 @@ popularity baseline's time; reasons for 10 items (exact TreeSHAP via XGBoost ``p
 the plain-language reasons) against ``shap.TreeExplainer`` on the same ranker; and NDCG@10 and the
 other held-out metrics of popularity, the candidate generator and the full model.
 
-Run: ``.venv/bin/python bench/bench_recommend.py [--runs 5]``. Writes ``bench/results/recommend.json``.
+Run: ``.venv/bin/python -m bench.bench_recommend [--runs 5]``. Writes ``bench/results/recommend.json``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import shap
+import xgboost as xgb
+
+from bench.timing import median_time
+from lucid.domains.recommend.movielens import movielens_interaction_data
+from lucid.domains.recommend.ranking import K, popularity_top
+from lucid.domains.recommend.training import train_recommender
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import numpy as np  # noqa: E402
-import shap  # noqa: E402
-import xgboost as xgb  # noqa: E402
-
-from bench.timing import median_time  # noqa: E402
-from lucid.domains.recommend.data import movielens_interaction_data  # noqa: E402
-from lucid.domains.recommend.service import K, _popularity_top, train_recommender  # noqa: E402
 
 
 def main() -> None:
@@ -41,7 +40,7 @@ def main() -> None:
 
     users = np.arange(model.index.n_users)
     t_full = median_time(lambda: model.recommend_all(K, reasons=False), args.runs)
-    t_pop = median_time(lambda: _popularity_top(model.index, users, K), args.runs)
+    t_pop = median_time(lambda: popularity_top(model.index, users, K), args.runs)
 
     # Reasons for 10 items of one user: our path (recommend + pred_contribs + reasons) ...
     user = model.user_ids[0]

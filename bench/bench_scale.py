@@ -1,7 +1,7 @@
 """Batch score + exact SHAP explanations partitioned over Dask workers: rows/s with 1 and 2 workers
 against the plain single-process run, on Give Me Some Credit (150,000 applicants).
 
-    python bench/bench_scale.py [--rows 150000] [--partition-rows 10000]
+    python -m bench.bench_scale [--rows 150000] [--partition-rows 10000]
 """
 
 from __future__ import annotations
@@ -9,11 +9,9 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 
 def main() -> None:

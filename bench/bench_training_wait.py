@@ -10,7 +10,7 @@ browser session, runs a long training job on the credit page:
 
 Prints idle and during-training times with their ratio and writes bench/results/training_wait.json.
 
-    python bench/bench_training_wait.py [--jobs train-your-own default-build] [--idle-rounds 3]
+    python -m bench.bench_training_wait [--jobs train-your-own default-build] [--idle-rounds 3]
 """
 
 from __future__ import annotations
@@ -23,11 +23,10 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 
 def main() -> None:
-    from load.training import JOBS, OBSERVED, gmsc_upload, measure_training_wait
+    from tests.load.training import JOBS, OBSERVED, gmsc_upload, measure_training_wait
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--jobs", nargs="+", choices=list(JOBS), default=list(JOBS))
@@ -35,11 +34,10 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=150_000, help="rows of the train-your-own upload")
     parser.add_argument("--train-timeout", type=float, default=900, help="seconds allowed for each job")
     args = parser.parse_args()
-    from live_app import start_app
-    from load.harness import CHROMIUM
-
     from lucid.core.store import ModelStore
     from lucid.domains.finance.service import FinanceService
+    from tests.live_app import start_app
+    from tests.load.harness import CHROMIUM
 
     if CHROMIUM is None:
         sys.exit("Debian's chromium is not installed (make browser-deps installs it)")

@@ -13,7 +13,7 @@
 4. Head fine-tuning on BCCD blood-cell crops (../shared/data/bccd): seconds per epoch, test accuracy
    against the majority class.
 
-Run: ``.venv/bin/python bench/bench_vision.py [--runs 3] [--images 32] [--per-class 100]
+Run: ``.venv/bin/python -m bench.bench_vision [--runs 3] [--images 32] [--per-class 100]
 [--photos chelsea,coffee] [--skip-training]``.
 Writes ``bench/results/vision.json``.
 """
@@ -23,34 +23,26 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 
+import numpy as np
+import shap
+import torch
+from PIL import Image, ImageOps
+
+from bench.timing import timed_runs
+from lucid.core.device import inference_dtype, precision_name
+from lucid.domains.vision.data import sample_images
+from lucid.domains.vision.explain import DEFAULT_SHAP_EVALS
+from lucid.domains.vision.model import imagenet_class_names
+from lucid.explain.image import blur_image, faithfulness, gradcam, shap_heatmap
+from lucid.imaging.backbones import load_efficientnet_lite0
+from lucid.imaging.classifier import ImageClassifier
+from lucid.imaging.datasets import LabelledImages, load_voc_crops
+from lucid.imaging.preprocess import ImagePreprocessing
+from lucid.imaging.training import FineTuneConfig, fine_tune
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import numpy as np  # noqa: E402
-import shap  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image, ImageOps  # noqa: E402
-
-from bench.timing import timed_runs  # noqa: E402
-from lucid.core.device import inference_dtype, precision_name  # noqa: E402
-from lucid.domains.vision.model import imagenet_class_names  # noqa: E402
-from lucid.domains.vision.service import DEFAULT_SHAP_EVALS, sample_images  # noqa: E402
-from lucid.imaging.backbones import load_efficientnet_lite0  # noqa: E402
-from lucid.imaging.classifier import (  # noqa: E402
-    FineTuneConfig,
-    ImageClassifier,
-    ImagePreprocessing,
-    LabelledImages,
-    blur_image,
-    faithfulness,
-    fine_tune,
-    gradcam,
-    load_voc_crops,
-    shap_heatmap,
-)
 
 
 def bench_images(n: int) -> list[Image.Image]:

@@ -64,12 +64,9 @@ def build_parser(domain: Domain) -> argparse.ArgumentParser:
             if option.flag_only:
                 p.add_argument(option.flag, action="store_true", help=option.help)
             else:
+                typed: dict[str, Any] = {"type": option.type} if option.type is not None else {}
                 p.add_argument(
-                    option.flag,
-                    default=option.default,
-                    type=option.type,
-                    choices=option.choices,
-                    help=option.help,
+                    option.flag, default=option.default, choices=option.choices, help=option.help, **typed
                 )
     return parser
 

@@ -1,5 +1,7 @@
 import os
 import random
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -7,9 +9,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from live_app import start_app, stop_app  # noqa: E402
-
 from lucid.core.device import available_devices  # noqa: E402
+from tests.live_app import start_app, stop_app  # noqa: E402
 
 DEVICES = available_devices()
 
@@ -43,7 +44,7 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("device", DEVICES)
 
 
-ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -66,26 +67,59 @@ def app_test():
 @pytest.fixture(scope="session")
 def shared_data():
     """The read-only data folder beside the checkout (../shared/data), e.g. shared_data / "bccd"."""
-    folder = __import__("pathlib").Path(os.environ.get("LUCID_SHARED_DATA", ROOT.parent / "shared" / "data"))
+    folder = Path(os.environ.get("LUCID_SHARED_DATA", ROOT.parent / "shared" / "data"))
     if not folder.is_dir():
         pytest.skip(f"shared data folder not found at {folder}")
     return folder
 
 
+# ------------------------------------------------------------------------------------------------
+# Default models' stores, each built once per test session and shared by every test that reads it
+# ------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
-def live_model_dir(tmp_path_factory):
-    """The model store of the live app: the quick defaults built once, before the server starts, so
-    that concurrent sessions measure serving rather than a first-time build on a fresh machine."""
+def german_store(tmp_path_factory) -> Path:
+    """Root of a model store holding the German credit default (the quick finance default)."""
     from lucid.core.store import ModelStore
-    from lucid.domains.finance.service import FinanceService
-    from lucid.domains.medical.service import ensure_default_models as medical_defaults
-    from lucid.domains.recommend.service import ensure_default_models as recommend_defaults
+    from lucid.domains import DOMAINS
+
+    root = tmp_path_factory.getbasetemp() / "finance-store"
+    DOMAINS["finance"].service(ModelStore(root)).load("german_credit")
+    return root
+
+
+@pytest.fixture(scope="session")
+def recommend_store(tmp_path_factory):
+    """A model store holding the real MovieLens default (the recommendations default)."""
+    from lucid.core.store import ModelStore
+    from lucid.domains import DOMAINS
+
+    store = ModelStore(tmp_path_factory.getbasetemp() / "recommend-default-models")
+    DOMAINS["recommend"].ensure_defaults(store=store)
+    return store
+
+
+def _copy_model(source_root: Path, target_root: Path, domain: str, name: str) -> None:
+    """Copy one built model into another store: only that model, so that whatever other tests saved
+    into the shared store next to it does not reach the target."""
+    shutil.copytree(source_root / domain / name, target_root / domain / name)
+
+
+@pytest.fixture(scope="session")
+def live_model_dir(tmp_path_factory, german_store, recommend_store):
+    """The model store of the live app: the quick defaults in place before the server starts, so
+    that concurrent sessions measure serving rather than a first-time build on a fresh machine.
+
+    The app writes into its own store (the browser tests train), so the finance and recommendations
+    defaults are copied from the shared stores rather than shared."""
+    from lucid.core.store import ModelStore
+    from lucid.domains import DOMAINS
 
     root = tmp_path_factory.mktemp("live-models")
+    _copy_model(german_store, root, "finance", "german_credit")
+    _copy_model(recommend_store.root, root, "recommend", DOMAINS["recommend"].default_model)
     store = ModelStore(root)
-    FinanceService(store).load("german_credit")
-    medical_defaults(store=store)
-    recommend_defaults(store=store)
+    DOMAINS["medical"].ensure_defaults(store=store)
+    DOMAINS["recommend"].ensure_defaults(store=store)  # finds the copy current; builds only if it is not
     return root
 
 

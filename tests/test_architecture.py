@@ -62,3 +62,33 @@ def test_no_pages_folder_beside_app():
     from lucid.ui.catalogue import HOME, available_pages
 
     assert HOME.exists and len(available_pages()) == 5
+
+
+def _edits_sys_path(path: Path) -> bool:
+    tree = ast.parse(path.read_text())
+    return any(
+        isinstance(node, ast.Attribute)
+        and node.attr == "path"
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "sys"
+        for node in ast.walk(tree)
+    )
+
+
+def test_benchmarks_run_as_modules_without_editing_sys_path():
+    """``python -m bench.bench_x`` from the repository root finds lucid (installed) and the test
+    helpers (``tests.live_app``, ``tests.load``) without a path of their own."""
+    benches = sorted((ROOT / "bench").glob("bench_*.py"))
+    assert len(benches) >= 9
+    assert [p.name for p in benches if _edits_sys_path(p)] == []
+    assert "python -m bench.$$m" in (ROOT / "Makefile").read_text()
+
+
+def test_the_tests_package_is_this_checkout_s():
+    """A dependency installs a top-level ``tests`` package into site-packages; ours is a regular
+    package (tests/__init__.py) so that ``tests.live_app`` resolves here, not there."""
+    import tests
+    from tests import live_app
+
+    assert Path(tests.__file__).resolve() == ROOT / "tests" / "__init__.py"
+    assert Path(live_app.__file__).resolve() == ROOT / "tests" / "live_app.py"

@@ -180,6 +180,7 @@ def run_partitioned(
     parts = split_frame(frame, partition_rows)
     if not parts:
         return frame.iloc[0:0].copy(), RunStats(engine, workers, 0, 0, 0.0)
+    used: int | None
     if engine == "local":
         outputs, used = _run_local(fn, parts, retries, progress)
     else:

@@ -18,4 +18,6 @@ def sign_in_required(secrets: Mapping[str, Any] | None) -> bool:
         auth = secrets.get("auth")
     except (KeyError, FileNotFoundError):
         return False
-    return bool(auth) and bool(auth.get("redirect_uri")) and bool(auth.get("cookie_secret"))
+    if not isinstance(auth, Mapping):
+        return False
+    return bool(auth.get("redirect_uri")) and bool(auth.get("cookie_secret"))

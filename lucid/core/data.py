@@ -124,6 +124,8 @@ def decode_text(data: bytes) -> tuple[str, str]:
     else:
         text = None
     if text is None:
+        if encoding is None:  # every branch above names an encoding or raises
+            raise InvalidInputError("The file uses an unknown text encoding; save it as UTF-8 text.")
         try:
             text = data.decode(encoding)
         except (UnicodeDecodeError, LookupError) as exc:
@@ -132,7 +134,7 @@ def decode_text(data: bytes) -> tuple[str, str]:
     control = sum(1 for ch in sample if ord(ch) < 32 and ch not in "\r\n\t")
     if "\x00" in sample or (sample and control / len(sample) > 0.05):
         raise InvalidInputError("The file looks binary, not like text. Upload a CSV, Excel or Parquet file.")
-    return text.lstrip("\ufeff"), encoding
+    return text.lstrip("\ufeff"), encoding or "utf-8"  # set on every path that decoded the text
 
 
 # ----------------------------------------------------------------------------------------------
@@ -147,7 +149,7 @@ def _sniff_delimiter(text: str) -> str:
     except csv.Error:
         first = sample.splitlines()[0] if sample else ""
         counts = {d: first.count(d) for d in ",;\t|"}
-        best = max(counts, key=counts.get)
+        best = max(counts, key=lambda d: counts[d])
         return best if counts[best] > 0 else ","
 
 

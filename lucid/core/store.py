@@ -173,6 +173,25 @@ class ModelStore:
         os.replace(folder, trash)
         shutil.rmtree(trash, ignore_errors=True)
 
+    def rename(self, domain: str, old: str, new: str) -> StoredModel:
+        """Give a saved model another name (its folder is moved in one step; metadata says the old name).
+
+        Raises:
+            ModelNotFoundError: no saved model called ``old``.
+            InvalidInputError: ``new`` is not a valid name or is taken.
+        """
+        stored = self.load(domain, old)
+        target = self.path(domain, new)
+        with self._lock:
+            if target.exists():
+                raise InvalidInputError(f"A {domain} model named '{target.name}' already exists.")
+            os.replace(stored.path, target)
+        meta = {**stored.metadata, "name": target.name, "renamed_from": stored.name}
+        tmp = target / f".{METADATA_FILE}.{uuid.uuid4().hex}"
+        tmp.write_text(json.dumps(meta, indent=2, default=_json_default))
+        os.replace(tmp, target / METADATA_FILE)
+        return StoredModel(domain, target.name, target, meta)
+
 
 def _json_default(value: Any) -> Any:
     if hasattr(value, "item"):
@@ -185,11 +204,11 @@ def _json_default(value: Any) -> Any:
 
 
 _S = TypeVar("_S")
-_shared_services: dict[tuple[type, str], Any] = {}
+_shared_services: dict[tuple[object, str], Any] = {}
 _shared_lock = threading.Lock()
 
 
-def shared_service(cls: type[_S], root: str | Path | None = None) -> _S:
+def shared_service(cls: Callable[[ModelStore], _S], root: str | Path | None = None) -> _S:
     """The process's one instance of a domain service for a model store (default :func:`default_root`).
 
     The app's pages (every session) and the batch workers running in this process get the same

@@ -313,6 +313,7 @@ def image_overlay(
         image = np.clip(image * (255.0 if image.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
     fig = go.Figure(go.Image(z=image, hoverinfo="skip"))
     bound = float(np.max(np.abs(heat))) or 1.0
+    colorscale: str | list[list[object]]
     if signed:
         colorscale = [[0, "rgb(31,119,180)"], [0.5, "rgba(255,255,255,0)"], [1, "rgb(214,39,40)"]]
         zmin, zmax = -bound, bound

@@ -1,7 +1,8 @@
 """The real app in headless Chromium (Debian's chromium driven by Playwright)."""
 
 import pytest
-from load.harness import CHROMIUM, CHROMIUM_ARGS
+
+from tests.load.harness import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = [
     pytest.mark.browser,

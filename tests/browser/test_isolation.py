@@ -5,7 +5,8 @@ import threading
 
 import pandas as pd
 import pytest
-from load.harness import CHROMIUM, CHROMIUM_ARGS
+
+from tests.load.harness import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = [
     pytest.mark.browser,

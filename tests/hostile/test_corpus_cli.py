@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hostile.corpus import by_kind
 from lucid.cli import main
+from tests.hostile.corpus import by_kind
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hostile.corpus import by_kind
+from tests.hostile.corpus import by_kind
 
 pytestmark = pytest.mark.slow
 

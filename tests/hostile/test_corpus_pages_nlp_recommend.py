@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hostile.corpus import HostileFile
-from hostile.test_corpus_pages import _accepted, _files
+from tests.hostile.corpus import HostileFile
+from tests.hostile.test_corpus_pages import _accepted, _files
 
 pytestmark = pytest.mark.slow
 
@@ -70,7 +70,8 @@ def nlp_store(tmp_path_factory):
     import torch
 
     from lucid.core.store import ModelStore
-    from lucid.domains.nlp.model import DEFAULT_MODEL, RECIPE_VERSION, TrainConfig, fine_tune, tiny_classifier
+    from lucid.domains.nlp.finetune import fine_tune
+    from lucid.domains.nlp.model import DEFAULT_MODEL, RECIPE_VERSION, TrainConfig, tiny_classifier
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -174,19 +175,9 @@ def test_nlp_train_upload_survives_the_corpus(nlp_page, nlp_store):
 # ------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def recommend_store(tmp_path_factory):
-    """The real MovieLens default, built once per test session (shared with the page tests)."""
-    from lucid.core.store import ModelStore
-    from lucid.domains.recommend.service import ensure_default_models
-
-    store = ModelStore(tmp_path_factory.getbasetemp() / "recommend-default-models")
-    ensure_default_models(store=store)
-    return store
-
-
 @pytest.fixture
 def recommend_page(app_test, recommend_store, monkeypatch):
+    """The recommendations page on the MovieLens default of ``recommend_store`` (tests/conftest.py)."""
     monkeypatch.setenv("LUCID_MODEL_DIR", str(recommend_store.root))
     at = app_test("app_pages/recommend.py", timeout=300)
     assert not at.exception and not at.error

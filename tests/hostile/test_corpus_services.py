@@ -2,10 +2,10 @@
 
 import pytest
 
-from hostile.corpus import build_corpus, by_kind
 from lucid.core import archives as A
 from lucid.core import data as D
 from lucid.core.errors import InvalidInputError
+from tests.hostile.corpus import build_corpus, by_kind
 
 EXPECT_PARSED = {
     "semicolon.csv",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from load.harness import Scenario
+from tests.load.harness import Scenario
 
 
 async def _home(page) -> None:

@@ -2,8 +2,8 @@
 
 import pytest
 
-from load.harness import CHROMIUM, run_load
-from load.scenarios import SCENARIOS
+from tests.load.harness import CHROMIUM, run_load
+from tests.load.scenarios import SCENARIOS
 
 pytestmark = [
     pytest.mark.browser,
@@ -20,7 +20,7 @@ def scenarios_ready(model_dir=None) -> list:
     from lucid.core.store import ModelStore
     from lucid.domains.nlp.service import NLPService
 
-    ready = NLPService(ModelStore(model_dir) if model_dir else None).default_ready()
+    ready = NLPService(ModelStore(model_dir) if model_dir else None).is_built("review_sentiment")
     return [s for name, s in SCENARIOS.items() if name != "nlp" or ready]
 
 

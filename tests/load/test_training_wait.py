@@ -5,10 +5,12 @@ getting its results (Home rendered; demo applicants scored) within a bound deriv
 time; a regression that serialises sessions behind the training fails. Numbers: bench/bench_training_wait.py.
 """
 
+import shutil
+
 import pytest
 
-from load.harness import CHROMIUM
-from load.training import JOBS, OBSERVED, gmsc_upload, measure_training_wait
+from tests.load.harness import CHROMIUM
+from tests.load.training import JOBS, OBSERVED, gmsc_upload, measure_training_wait
 
 pytestmark = [
     pytest.mark.browser,
@@ -24,16 +26,16 @@ MIN_RUNS = 2  # runs of each observed flow that start while the training runs
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory):
+def app(tmp_path_factory, german_store):
     """The real app on loopback, its own model store with only the German credit default built (the
-    Give Me Some Credit default is built by the ``default-build`` job)."""
-    from live_app import start_app, stop_app
+    Give Me Some Credit default is built by the ``default-build`` job).
 
-    from lucid.core.store import ModelStore
-    from lucid.domains.finance.service import FinanceService
+    The jobs write into the store, so it is a copy of the session's German credit store, not that store.
+    """
+    from tests.live_app import start_app, stop_app
 
     root = tmp_path_factory.mktemp("training-wait-models")
-    FinanceService(ModelStore(root)).load("german_credit")
+    shutil.copytree(german_store / "finance" / "german_credit", root / "finance" / "german_credit")
     proc, url = start_app({"LUCID_MODEL_DIR": str(root)})
     yield proc, url
     stop_app(proc)
@@ -54,5 +56,8 @@ def test_other_sessions_get_results_while_one_trains(app, upload, job):
     for page in OBSERVED:
         stats = summary[page]
         bound = SLOWDOWN * stats["idle_p50_s"] + SLACK_S
-        assert stats["during_runs"] >= MIN_RUNS, (page, summary, result.training_seconds)
+        # A short training run (on a quiet machine the 150,000-row job can take ~10 s) leaves room for
+        # one run of a slower flow; serialised sessions still fail the bound below.
+        room = int(result.training_seconds // max(stats["idle_p50_s"] * 2, 1e-9))
+        assert stats["during_runs"] >= max(1, min(MIN_RUNS, room)), (page, summary, result.training_seconds)
         assert stats["during_max_s"] < bound, (page, f"bound {bound:.1f} s", summary)

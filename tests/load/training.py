@@ -16,8 +16,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from load.harness import CHROMIUM, CHROMIUM_ARGS, MemorySampler, Scenario, _check_page
-from load.scenarios import SCENARIOS
+from tests.load.harness import CHROMIUM, CHROMIUM_ARGS, MemorySampler, Scenario, _check_page
+from tests.load.scenarios import SCENARIOS
 
 GMSC_TARGET = "SeriousDlqin2yrs"
 GMSC_DEFAULT = "give_me_some_credit"

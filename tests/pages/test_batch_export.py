@@ -61,9 +61,10 @@ def test_finance_export_on_dask_equals_this_server_row_for_row(app_test, finance
 
 def test_nlp_export_scores_every_row_in_order_with_its_strongest_words(app_test, model_store):
     import torch
-    from pages.test_nlp_page import reviews
 
-    from lucid.domains.nlp.model import DEFAULT_MODEL, RECIPE_VERSION, TrainConfig, fine_tune, tiny_classifier
+    from lucid.domains.nlp.finetune import fine_tune
+    from lucid.domains.nlp.model import DEFAULT_MODEL, RECIPE_VERSION, TrainConfig, tiny_classifier
+    from tests.pages.test_nlp_page import reviews
 
     data = reviews(120, seed=0)
     clf = tiny_classifier(seed=0, device=torch.device("cpu"))

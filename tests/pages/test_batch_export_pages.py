@@ -9,11 +9,11 @@ import io
 import numpy as np
 import pandas as pd
 import pytest
-from pages.test_batch_export import DASK_LABEL, _export
-from pages.test_recommend_page import default_store, page  # noqa: F401 - the recommend page fixtures
-from pages.test_vision_page import _tiny_png
 from PIL import Image
 from skimage import data as skdata
+
+from tests.pages.test_batch_export import DASK_LABEL, _export
+from tests.pages.test_vision_page import _tiny_png
 
 pytestmark = pytest.mark.slow  # both pages run their real default models (ImageNet, MovieLens)
 
@@ -91,6 +91,15 @@ def test_vision_export_on_dask_equals_this_server_row_for_row(app_test, model_st
 
 
 # ---------------------------------------------------------------------------------------- recommend
+@pytest.fixture
+def recommend_page(app_test, recommend_store, monkeypatch):
+    """The recommendations page on the MovieLens default of ``recommend_store`` (tests/conftest.py)."""
+    monkeypatch.setenv("LUCID_MODEL_DIR", str(recommend_store.root))
+    at = app_test("app_pages/recommend.py", timeout=300)
+    assert not at.exception
+    return at
+
+
 def _export_ids(at, key: str) -> pd.DataFrame:
     """The export, with user and item ids read as text (as the model holds them)."""
     _export(at, key)
@@ -99,13 +108,13 @@ def _export_ids(at, key: str) -> pd.DataFrame:
 
 
 def test_recommend_export_has_top_rows_per_user_in_order_and_the_pages_own_top_n(
-    page,  # noqa: F811 - the fixture imported above
-    default_store,  # noqa: F811
+    recommend_page,
+    recommend_store,
     downloads_captured,
 ):
     from lucid.domains.recommend.service import DEFAULT_MODEL, RecommendService
 
-    at = page
+    at = recommend_page
     top = 5
     # The page's own top 5 for user 196 (its CSV download holds the item ids).
     at.text_input(key="recommend_user_query").set_value("196").run()
@@ -116,7 +125,7 @@ def test_recommend_export_has_top_rows_per_user_in_order_and_the_pages_own_top_n
 
     at.slider(key="recommend_batch_top").set_value(top).run()
     out = _export_ids(at, "recommend_batch")
-    users = RecommendService(default_store).load(DEFAULT_MODEL).user_ids
+    users = RecommendService(recommend_store).load(DEFAULT_MODEL).user_ids
     assert list(out.columns) == ["user", "rank", "item", "title", "score", "reason"]
     assert out["user"].tolist() == [u for u in users for _ in range(top)]  # every user, in the model's order
     assert out["rank"].tolist() == list(range(1, top + 1)) * len(users)

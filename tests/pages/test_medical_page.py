@@ -1,14 +1,9 @@
 """The medical page through AppTest: upload DICOM -> window -> classify -> explain, with no PHI shown."""
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "medical"))
-
-from builders import FAKE_PHI, make_dicom  # noqa: E402
+from tests.fixtures.medical.builders import FAKE_PHI, make_dicom, make_nifti, make_zip
 
 PAGE = "app_pages/medical.py"
 
@@ -108,8 +103,6 @@ def test_upload_window_classify_explain_without_phi(app_test, downloaded):
 
 
 def test_nifti_upload_has_axis_and_slice_pickers_and_reports_nans(app_test):
-    from builders import make_nifti
-
     volume = np.random.default_rng(0).random((20, 24, 16)).astype(np.float32)
     volume[0, 0, 0] = np.nan
     at = app_test(PAGE)
@@ -135,9 +128,7 @@ def test_bad_upload_gets_one_clear_message(app_test):
 
 @pytest.mark.slow
 def test_train_tab_trains_saves_and_lists_the_model(app_test, model_store):
-    from builders import make_zip
-
-    from lucid.domains.medical.scans import to_png
+    from lucid.domains.medical.windowing import to_png
 
     rng = np.random.default_rng(0)
     files = {}
@@ -163,9 +154,7 @@ def test_train_tab_trains_saves_and_lists_the_model(app_test, model_store):
 
 
 def _spots_zip() -> bytes:
-    from builders import make_zip
-
-    from lucid.domains.medical.scans import to_png
+    from lucid.domains.medical.windowing import to_png
 
     rng = np.random.default_rng(0)
     files = {}

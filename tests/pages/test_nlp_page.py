@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 import torch
 
-from lucid.domains.nlp.model import DEFAULT_MODEL, RECIPE_VERSION, TrainConfig, fine_tune, tiny_classifier
+from lucid.domains.nlp.finetune import fine_tune
+from lucid.domains.nlp.model import DEFAULT_MODEL, RECIPE_VERSION, TrainConfig, tiny_classifier
 
 GOOD = ["love", "great", "perfect", "gorgeous"]
 BAD = ["terrible", "awful", "cheap", "ripped"]

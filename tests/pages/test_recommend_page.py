@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from lucid.core.store import ModelStore
-from lucid.domains.recommend.service import ensure_default_models
+from lucid.domains.recommend.service import RecommendService
 
 pytestmark = pytest.mark.slow  # the page opens on the real MovieLens model
 
@@ -12,7 +12,7 @@ pytestmark = pytest.mark.slow  # the page opens on the real MovieLens model
 def default_store(tmp_path_factory):
     """The real MovieLens default, built once per test session (shared with the service tests)."""
     store = ModelStore(tmp_path_factory.getbasetemp() / "recommend-default-models")
-    ensure_default_models(store=store)
+    RecommendService(store).ensure_defaults()
     return store
 
 
@@ -88,6 +88,7 @@ def test_train_on_upload_and_bad_inputs(page, default_store):
     at = page
     at.file_uploader(key="recommend_upload").set_value(("log.csv", synthetic_csv("text"), "text/csv")).run()
     at.text_input(key="recommend_new_name").set_value("page-shop").run()
+    assert at.button(key="recommend_train_stop").label == "Stop"  # training can be stopped
     at.button(key="recommend_train").click().run()
     assert not at.exception
     assert any("not numbers" in e.value and "'great'" in e.value for e in at.error)

@@ -225,7 +225,8 @@ def test_a_requested_stop_shows_the_message_and_saves_nothing(app_test, model_st
 def test_service_stops_at_the_step_should_stop_says_and_saves_nothing(model_store):
     from lucid.core.errors import TrainingCancelled
     from lucid.domains.vision.service import VisionService
-    from lucid.imaging.classifier import FineTuneConfig, labelled_images_from_zip
+    from lucid.imaging.datasets import labelled_images_from_zip
+    from lucid.imaging.training import FineTuneConfig
 
     data = labelled_images_from_zip(_class_zip())
     polls: list[int] = []

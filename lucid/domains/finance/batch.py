@@ -11,7 +11,8 @@ from lucid.batch.engine import RunStats
 from lucid.core.archives import read_path
 from lucid.core.store import shared_service
 from lucid.domains.base import BatchJob, Request
-from lucid.domains.finance.service import FinanceService, validate_applicants
+from lucid.domains.finance.data import validate_applicants
+from lucid.domains.finance.service import FinanceService
 
 DEFAULT_MODEL = "german_credit"
 

@@ -60,8 +60,3 @@ class FinanceDomain(Domain):
         bundle = service.load(request.model or DEFAULT_MODEL)
         threshold = float(request.option("threshold", 0.5))
         return {"model": bundle.name, **service.evaluate(bundle, df, request.target, threshold=threshold)}
-
-    def ensure_defaults(self, progress: Progress = None, store: ModelStore | None = None) -> list[str]:
-        from lucid.domains.finance.service import ensure_default_models
-
-        return ensure_default_models(progress=progress, store=store)

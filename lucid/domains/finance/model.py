@@ -19,7 +19,6 @@ Example:
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -29,6 +28,7 @@ import xgboost as xgb
 
 from lucid.core.assets import Asset
 from lucid.core.errors import TrainingCancelled
+from lucid.core.progress import Progress, ShouldStop
 from lucid.core.registry import ModelRegistry
 
 #: Bump when the training recipe changes: stored defaults built by an older recipe are rebuilt.
@@ -223,8 +223,8 @@ class _Progress(xgb.callback.TrainingCallback):
     def __init__(
         self,
         total: int,
-        progress: Callable[[float, str], None] | None,
-        should_stop: Callable[[], bool] | None,
+        progress: Progress,
+        should_stop: ShouldStop,
     ) -> None:
         super().__init__()
         self.total = total
@@ -252,8 +252,8 @@ def fit_booster(
     *,
     device: str = "cpu",
     seed: int = 0,
-    progress: Callable[[float, str], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
+    progress: Progress = None,
+    should_stop: ShouldStop = None,
 ) -> tuple[xgb.Booster, int]:
     """Train the trees with early stopping on the validation rows.
 

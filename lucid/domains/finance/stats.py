@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from lucid.core.errors import InvalidInputError
@@ -25,7 +26,7 @@ PSI_MAJOR = 0.25
 _PSI_FLOOR = 1e-4  # share given to an empty bin so the logarithm stays finite
 
 
-def _arrays(y: Sequence, p: Sequence) -> tuple[np.ndarray, np.ndarray]:
+def _arrays(y: ArrayLike, p: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     y = np.asarray(y, dtype=np.int64).reshape(-1)
     p = np.asarray(p, dtype=np.float64).reshape(-1)
     if y.shape != p.shape:
@@ -35,7 +36,7 @@ def _arrays(y: Sequence, p: Sequence) -> tuple[np.ndarray, np.ndarray]:
     return y, p
 
 
-def ks_curve(y: Sequence, p: Sequence) -> pd.DataFrame:
+def ks_curve(y: ArrayLike, p: ArrayLike) -> pd.DataFrame:
     """Cumulative share of bads and goods with a score at or above each threshold (high PD first).
 
     Returns:
@@ -59,7 +60,7 @@ def ks_curve(y: Sequence, p: Sequence) -> pd.DataFrame:
     return curve
 
 
-def ks_statistic(y: Sequence, p: Sequence) -> tuple[float, float]:
+def ks_statistic(y: ArrayLike, p: ArrayLike) -> tuple[float, float]:
     """The Kolmogorov-Smirnov statistic (largest gap between the bads' and goods' score CDFs).
 
     Returns:
@@ -70,7 +71,7 @@ def ks_statistic(y: Sequence, p: Sequence) -> tuple[float, float]:
     return float(curve["gap"].iloc[i]), float(curve["threshold"].iloc[i])
 
 
-def calibration_table(y: Sequence, p: Sequence, bins: int = 10) -> pd.DataFrame:
+def calibration_table(y: ArrayLike, p: ArrayLike, bins: int = 10) -> pd.DataFrame:
     """Mean predicted PD against the observed default rate per score decile (equal-count bins)."""
     y, p = _arrays(y, p)
     ranks = pd.qcut(pd.Series(p).rank(method="first"), q=min(bins, len(p)), labels=False)
@@ -79,7 +80,7 @@ def calibration_table(y: Sequence, p: Sequence, bins: int = 10) -> pd.DataFrame:
     return table.reset_index(drop=True)
 
 
-def confusion_at(y: Sequence, p: Sequence, threshold: float) -> dict[str, int]:
+def confusion_at(y: ArrayLike, p: ArrayLike, threshold: float) -> dict[str, int]:
     """Counts when applicants with PD >= threshold are rejected (predicted bad)."""
     y, p = _arrays(y, p)
     pred = p >= threshold
@@ -91,7 +92,7 @@ def confusion_at(y: Sequence, p: Sequence, threshold: float) -> dict[str, int]:
     }
 
 
-def risk_metrics(y: Sequence, p: Sequence, threshold: float = 0.5) -> dict[str, float]:
+def risk_metrics(y: ArrayLike, p: ArrayLike, threshold: float = 0.5) -> dict[str, float]:
     """AUC, Gini, KS, Brier score, bad rate and the confusion counts at ``threshold``."""
     y, p = _arrays(y, p)
     auc = float(roc_auc_score(y, p))
@@ -114,12 +115,12 @@ def risk_metrics(y: Sequence, p: Sequence, threshold: float = 0.5) -> dict[str, 
 
 
 def threshold_table(
-    p: Sequence,
-    y: Sequence | None = None,
+    p: ArrayLike,
+    y: ArrayLike | None = None,
     *,
     cost_false_approval: float = 5.0,
     cost_false_rejection: float = 1.0,
-    thresholds: Sequence[float] | None = None,
+    thresholds: ArrayLike | None = None,
 ) -> pd.DataFrame:
     """Approval rate, bad rate among approved and expected loss per applicant as the threshold moves.
 
@@ -182,7 +183,7 @@ def psi_band(value: float) -> str:
     return "major shift"
 
 
-def psi_from_shares(expected: Sequence[float], actual: Sequence[float]) -> float:
+def psi_from_shares(expected: ArrayLike, actual: ArrayLike) -> float:
     """PSI = sum((actual - expected) * ln(actual / expected)) over bins, empty bins floored."""
     e = np.maximum(np.asarray(expected, dtype=np.float64), _PSI_FLOOR)
     a = np.maximum(np.asarray(actual, dtype=np.float64), _PSI_FLOOR)
@@ -190,7 +191,7 @@ def psi_from_shares(expected: Sequence[float], actual: Sequence[float]) -> float
     return float(np.sum((a - e) * np.log(a / e)))
 
 
-def numeric_bins(values: Sequence[float], n_bins: int = 10) -> list[float]:
+def numeric_bins(values: ArrayLike, n_bins: int = 10) -> list[float]:
     """Inner bin edges at the reference's deciles (duplicates dropped); missing gets its own bin."""
     v = np.asarray(values, dtype=np.float64)
     v = v[np.isfinite(v)]
@@ -200,11 +201,12 @@ def numeric_bins(values: Sequence[float], n_bins: int = 10) -> list[float]:
     return [float(e) for e in edges]
 
 
-def numeric_shares(values: Sequence[float], edges: Sequence[float]) -> list[float]:
+def numeric_shares(values: ArrayLike, edges: ArrayLike) -> list[float]:
     """Share of values in each bin ``(-inf, e1], (e1, e2], ..., (ek, inf)`` and, last, missing."""
     v = np.asarray(values, dtype=np.float64)
+    inner = np.asarray(edges, dtype=np.float64).reshape(-1)
     finite = np.isfinite(v)
-    counts = np.bincount(np.searchsorted(np.asarray(edges), v[finite], side="left"), minlength=len(edges) + 1)
+    counts = np.bincount(np.searchsorted(inner, v[finite], side="left"), minlength=len(inner) + 1)
     counts = np.r_[counts, np.sum(~finite)].astype(np.float64)
     return list(counts / max(len(v), 1))
 

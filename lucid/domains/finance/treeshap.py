@@ -18,13 +18,13 @@ Example:
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import xgboost as xgb
 
+from lucid.core.progress import Progress
 from lucid.domains.finance.model import CreditModel
 
 MAX_CELLS = 65536
@@ -72,7 +72,7 @@ class CompiledTreeShap:
         model: CreditModel,
         max_cells: int = MAX_CELLS,
         max_total_cells: int = MAX_TOTAL_CELLS,
-        progress: Callable[[float, str], None] | None = None,
+        progress: Progress = None,
     ) -> CompiledTreeShap:
         """Enumerate each tree's cells and explain one representative row per cell exactly.
 
@@ -169,6 +169,8 @@ class CompiledTreeShap:
             else:
                 x = col.to_numpy(dtype=np.float32, na_value=np.nan)
                 thr = self.thresholds[j]
+                if thr is None:  # only categorical features have none; a numeric one always has its cuts
+                    raise ValueError(f"no thresholds for the numeric feature '{feat.name}'")
                 g = np.searchsorted(thr, x, side="right").astype(np.int64)
                 codes.append(np.where(np.isnan(x), len(thr) + 1, g))
         return codes
@@ -265,7 +267,8 @@ def _plan_tree(
     strides = (
         np.r_[np.cumprod(sizes[::-1])[::-1][1:], 1].astype(np.int64) if len(sizes) else np.zeros(0, np.int64)
     )
-    grid = np.indices(sizes).reshape(len(sizes), -1) if len(sizes) else np.zeros((0, 1), dtype=np.int64)
+    shape = tuple(int(n) for n in sizes)
+    grid = np.indices(shape).reshape(len(sizes), -1) if len(sizes) else np.zeros((0, 1), dtype=np.int64)
     columns: dict[str, object] = {}
     for feat in model.features:
         empty = np.full(cells, None, dtype=object) if feat.is_categorical else np.full(cells, np.nan)

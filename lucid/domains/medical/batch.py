@@ -11,7 +11,8 @@ from lucid.batch.engine import RunStats
 from lucid.core.archives import files_from_path, is_zip, read_zip
 from lucid.core.store import shared_service
 from lucid.domains.base import BatchJob, Request
-from lucid.domains.medical.service import DEFAULT_MODEL, DISCLAIMER, MedicalService
+from lucid.domains.medical.cards import DISCLAIMER
+from lucid.domains.medical.service import DEFAULT_MODEL, MedicalService
 
 
 def scan_files(files: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:

@@ -10,8 +10,9 @@ from lucid.core.progress import Progress
 from lucid.core.store import ModelStore, shared_service
 from lucid.domains.base import Domain, Option, Request
 from lucid.domains.medical.batch import MedicalBatch
+from lucid.domains.medical.data import labelled_scans_from_zip
 from lucid.domains.medical.service import DEFAULT_MODEL, MedicalService
-from lucid.domains.medical.training import ScanTrainConfig, labelled_scans_from_zip
+from lucid.domains.medical.training import ScanTrainConfig
 
 
 def _summary(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -73,8 +74,3 @@ class MedicalDomain(Domain):
             labelled = labelled_scans_from_zip(data, window=window or service.window_for(name))
             return {"model": name, **_summary(service.evaluate(labelled, name, threshold=threshold))}
         raise InvalidInputError(f"Unknown command '{request.command}'.")
-
-    def ensure_defaults(self, progress: Progress = None, store: ModelStore | None = None) -> list[str]:
-        from lucid.domains.medical.service import ensure_default_models
-
-        return ensure_default_models(progress=progress, store=store)

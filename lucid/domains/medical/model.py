@@ -20,6 +20,7 @@ import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import h5py
 import numpy as np
@@ -118,9 +119,14 @@ class PhydcmNet(nn.Module):
         self.dropout = nn.Dropout(0.3)
 
     @property
+    def residual_blocks(self) -> list[ResidualBlock]:
+        """The residual blocks in order, typed as such (a ModuleList hands out plain modules)."""
+        return [cast(ResidualBlock, block) for block in self.blocks]
+
+    @property
     def target_layer(self) -> nn.Module:
         """The module whose output Grad-CAM weighs (the last block's ReLU)."""
-        return self.blocks[-1].act
+        return self.residual_blocks[-1].act
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Globally pooled features (N x 256), Keras' ``global_average_pooling2d`` output."""
@@ -224,7 +230,9 @@ def read_keras_file(path: str | Path) -> tuple[KerasGraph, dict[str, list[np.nda
     return graph, variables
 
 
-def _copy(target: torch.Tensor, value: np.ndarray, what: str) -> None:
+def _copy(target: torch.Tensor | None, value: np.ndarray, what: str) -> None:
+    if target is None:  # a bias-free or stat-free layer where the Keras file has values
+        raise InvalidInputError(f"The port has no variable for {what}; the Keras file holds one.")
     if tuple(target.shape) != value.shape:
         raise InvalidInputError(f"Weight shape mismatch for {what}: {value.shape} vs {tuple(target.shape)}.")
     with torch.no_grad():
@@ -256,7 +264,7 @@ def load_keras_weights(path: str | Path) -> PhydcmNet:
     try:
         _load_conv(model.stem_conv, variables[graph.stem[0]], graph.stem[0])
         _load_bn(model.stem_bn, variables[graph.stem[1]], graph.stem[1])
-        for block, names in zip(model.blocks, graph.blocks, strict=True):
+        for block, names in zip(model.residual_blocks, graph.blocks, strict=True):
             conv_a, bn_a, conv_b, bn_b, skip, bn_skip = names
             _load_conv(block.conv_a, variables[conv_a], conv_a)
             _load_bn(block.bn_a, variables[bn_a], bn_a)

@@ -14,8 +14,9 @@ from lucid.core.archives import read_path
 from lucid.core.errors import InvalidInputError
 from lucid.core.store import shared_service
 from lucid.domains.base import BatchJob, Request
+from lucid.domains.nlp.data import column_texts, read_texts_file, text_columns
 from lucid.domains.nlp.model import DEFAULT_MODEL
-from lucid.domains.nlp.service import NLPService, column_texts, read_texts_file, text_columns
+from lucid.domains.nlp.service import NLPService
 from lucid.explain.explanation import reproducible_shap
 
 log = logging.getLogger("lucid.nlp")
@@ -29,7 +30,7 @@ def read_text_table(path: str, text_col: str | None) -> tuple[pd.DataFrame, str,
     """The table of a CLI input, its text column (``text_col`` or the page's best guess) and file name."""
     data, filename = read_path(path)
     df = read_texts_file(data, filename)
-    column = text_col or (text_columns(df) or [None])[0]
+    column = text_col or next(iter(text_columns(df)), None)
     if column is None:
         raise InvalidInputError("No text column was found; name it with --text-col.")
     if column not in df.columns:
@@ -81,10 +82,9 @@ class NLPBatch(BatchJob):
         if not any(texts):
             raise InvalidInputError("Every text in the chosen column is empty.")
         service = shared_service(NLPService)
-        model = request.model or DEFAULT_MODEL
-        if model == DEFAULT_MODEL:
-            service.ensure_default(progress=log_progress)
-        service.stored(model)
+        model = service.check_name(request.model or DEFAULT_MODEL)
+        if not service.is_built(model):  # a missing or stale default: built here, once, with progress
+            service.load(model, progress=log_progress)
         return batch_frame(df, column, texts)
 
     def score_partition(

@@ -9,8 +9,9 @@ from lucid.core.progress import Progress
 from lucid.core.store import ModelStore, shared_service
 from lucid.domains.base import Domain, Option, Request
 from lucid.domains.nlp.batch import NLPBatch, log_progress, read_text_table
+from lucid.domains.nlp.data import column_texts
 from lucid.domains.nlp.model import DEFAULT_MODEL, TrainConfig
-from lucid.domains.nlp.service import NLPService, column_texts
+from lucid.domains.nlp.service import NLPService
 
 
 class NLPDomain(Domain):
@@ -45,8 +46,8 @@ class NLPDomain(Domain):
         df, column, filename = read_text_table(request.data, request.option("text_col"))
         texts = column_texts(df, column)
         model = request.model or DEFAULT_MODEL
-        if model == DEFAULT_MODEL and request.command != "train":
-            service.ensure_default(progress=report)
+        if request.command != "train":
+            service.load(model, progress=report)  # a missing default is built here, with progress
         if request.command == "train":
             if not request.target:
                 raise InvalidInputError("Name the label column with --target.")
@@ -76,8 +77,3 @@ class NLPDomain(Domain):
             metrics = service.evaluate(texts, df[request.target].tolist(), model)
             return {"model": model, **{k: v for k, v in metrics.items() if k != "per_class"}}
         raise InvalidInputError(f"Unknown command '{request.command}'.")
-
-    def ensure_defaults(self, progress: Progress = None, store: ModelStore | None = None) -> list[str]:
-        from lucid.domains.nlp.service import ensure_default_models
-
-        return ensure_default_models(progress=progress, store=store)

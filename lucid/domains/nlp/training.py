@@ -2,7 +2,7 @@
 
 The default sentiment model and every user model go through :func:`train_and_evaluate`: a
 stratified train/test split, a validation share of the training rows, fine-tuning
-(:func:`lucid.domains.nlp.model.fine_tune`), test metrics, and a TF-IDF + logistic-regression
+(:func:`lucid.domains.nlp.finetune.fine_tune`), test metrics, and a TF-IDF + logistic-regression
 baseline trained on the same training texts and tested on the same test texts.
 
 Example:
@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import (
@@ -30,18 +31,10 @@ from sklearn.metrics import (
 
 from lucid.core.device import precision_name
 from lucid.core.errors import InvalidInputError
-from lucid.domains.nlp.model import (
-    DEFAULT_SEED,
-    Progress,
-    ShouldStop,
-    TextClassifier,
-    TrainConfig,
-    TrainingHistory,
-    encoder_dir,
-    fine_tune,
-    softmax,
-    stratified_split,
-)
+from lucid.core.progress import Progress, ShouldStop, scaled
+from lucid.domains.nlp.data import stratified_split
+from lucid.domains.nlp.finetune import TrainingHistory, fine_tune
+from lucid.domains.nlp.model import DEFAULT_SEED, TextClassifier, TrainConfig, encoder_dir, softmax
 
 MAX_CLASSES = 50
 MIN_PER_CLASS = 4
@@ -82,7 +75,7 @@ def check_labels(labels: Sequence[Any]) -> list[str]:
     return classes
 
 
-def classification_metrics(y_true: Sequence[int], proba: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:
+def classification_metrics(y_true: ArrayLike, proba: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:
     """Accuracy, macro-F1, ROC AUC (binary: of the last class; multi-class: one-vs-rest macro),
     per-class precision/recall/F1/support and the confusion matrix (rows true, columns predicted)."""
     y = np.asarray(y_true, dtype=np.int64)
@@ -121,7 +114,7 @@ def classification_metrics(y_true: Sequence[int], proba: np.ndarray, labels: Seq
 
 
 def tfidf_baseline_proba(
-    train_texts: Sequence[str], train_y: Sequence[int], test_texts: Sequence[str], n_classes: int
+    train_texts: Sequence[str], train_y: ArrayLike, test_texts: Sequence[str], n_classes: int
 ) -> np.ndarray:
     """Class probabilities from TF-IDF (word 1-2 grams, sublinear tf) + logistic regression.
 
@@ -232,10 +225,6 @@ def train_and_evaluate(
     else:
         fit_idx, val_idx = train_idx, np.array([], dtype=np.int64)
 
-    def report(fraction: float, message: str) -> None:
-        if progress is not None:
-            progress(min(0.9 * fraction, 0.9), message)
-
     clf = classifier or TextClassifier.from_encoder(
         encoder_dir(), classes, max_length=config.max_length, seed=config.seed
     )
@@ -246,7 +235,7 @@ def train_and_evaluate(
         config,
         val_texts=[texts[i] for i in val_idx],
         val_labels=y_all[val_idx],
-        progress=report,
+        progress=scaled(progress, 0.0, 0.9),
         should_stop=should_stop,
     )
     if progress is not None:

@@ -17,7 +17,10 @@ from lucid.core.data import read_table
 from lucid.core.errors import InvalidInputError
 from lucid.core.store import shared_service
 from lucid.domains.base import BatchJob, Request
-from lucid.domains.recommend.service import DEFAULT_MODEL, K, Recommender, RecommendService
+from lucid.domains.recommend.model import DEFAULT_MODEL
+from lucid.domains.recommend.ranking import K
+from lucid.domains.recommend.recommender import Recommender
+from lucid.domains.recommend.service import RecommendService
 
 log = logging.getLogger("lucid.recommend")
 

@@ -21,7 +21,6 @@ import numpy as np
 import pandas as pd
 
 from lucid.core.errors import InvalidInputError
-from lucid.domains.recommend.model import MovieLensTables, load_movielens
 
 CATEGORY_SEPARATORS = re.compile(r"\s*[|;,/]\s*")
 MIN_INTERACTIONS = 20
@@ -61,10 +60,16 @@ class InteractionData:
         return bool(self.interactions["timestamp"].notna().all())
 
 
-def _require_column(df: pd.DataFrame, col: str | None, role: str, required: bool = True) -> str | None:
+def _require_column(df: pd.DataFrame, col: str | None, role: str) -> str:
+    """``col``, which must be chosen and be a column of ``df``."""
     if col is None or str(col).strip() == "":
-        if required:
-            raise InvalidInputError(f"Choose the {role} column.")
+        raise InvalidInputError(f"Choose the {role} column.")
+    return _optional_column(df, col, role) or col
+
+
+def _optional_column(df: pd.DataFrame, col: str | None, role: str) -> str | None:
+    """``col`` when it is a column of ``df``; ``None`` when none was chosen."""
+    if col is None or str(col).strip() == "":
         return None
     if col not in df.columns:
         listed = ", ".join(map(str, list(df.columns)[:20]))
@@ -121,8 +126,8 @@ def parse_timestamps(series: pd.Series) -> pd.Series:
 def prepare_interactions(
     df: pd.DataFrame,
     *,
-    user_col: str,
-    item_col: str,
+    user_col: str | None,
+    item_col: str | None,
     rating_col: str | None = None,
     timestamp_col: str | None = None,
     rating_scale: tuple[float, float] | None = None,
@@ -147,8 +152,8 @@ def prepare_interactions(
     """
     user_col = _require_column(df, user_col, "user")
     item_col = _require_column(df, item_col, "item")
-    rating_col = _require_column(df, rating_col, "rating", required=False)
-    timestamp_col = _require_column(df, timestamp_col, "timestamp", required=False)
+    rating_col = _optional_column(df, rating_col, "rating")
+    timestamp_col = _optional_column(df, timestamp_col, "timestamp")
     chosen = [c for c in (user_col, item_col, rating_col, timestamp_col) if c is not None]
     if len(set(chosen)) != len(chosen):
         raise InvalidInputError("The user, item, rating and timestamp columns must be different columns.")
@@ -278,7 +283,7 @@ def attach_item_table(
         InvalidInputError: missing columns, or no item id of the table matches the log.
     """
     id_col = _require_column(table, id_col, "item id")
-    title_col = _require_column(table, title_col, "title", required=False)
+    title_col = _optional_column(table, title_col, "title")
     for col in category_cols:
         _require_column(table, col, "category")
     table = _indexed_by(table, _ids(table[id_col]))
@@ -295,7 +300,7 @@ def attach_item_table(
     if title_col is not None:
         titles = table[title_col].reindex(items.index)
         items["title"] = titles.where(titles.notna(), items.index.to_series()).astype(str)
-    cats = [[] for _ in range(len(items))]
+    cats: list[list[str]] = [[] for _ in range(len(items))]
     for col in category_cols:
         column = table[col].reindex(items.index)
         numeric = pd.to_numeric(table[col], errors="coerce")
@@ -376,26 +381,3 @@ def temporal_split(
     test_idx = np.sort(ranked.index.to_numpy()[is_test])
     train_idx = np.sort(ranked.index.to_numpy()[~is_test])
     return frame.loc[train_idx].reset_index(drop=True), frame.loc[test_idx].reset_index(drop=True)
-
-
-def movielens_interaction_data(tables: MovieLensTables | None = None) -> InteractionData:
-    """The MovieLens 100k demo as :class:`InteractionData` (ratings 1-5, liked = 4 or 5).
-
-    Args:
-        tables: the tables as the registry's builder returns them (read from the package when ``None``).
-    """
-    tables = tables if tables is not None else load_movielens()
-    data = prepare_interactions(
-        tables.ratings,
-        user_col="user_id",
-        item_col="movie_id",
-        rating_col="rating",
-        timestamp_col="timestamp",
-        rating_scale=(1, 5),
-        like_threshold=4,
-        item_word="movie",
-    )
-    items = tables.items.rename(columns={"genres": "categories"})
-    data = attach_item_table(data, items, id_col="movie_id", title_col="title", category_cols=["categories"])
-    users = tables.users.rename(columns={"zip_code": "zip code"})
-    return attach_user_table(data, users, id_col="user_id")

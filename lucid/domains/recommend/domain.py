@@ -11,12 +11,15 @@ from lucid.core.data import read_table
 from lucid.core.errors import InvalidInputError
 from lucid.core.progress import Progress
 from lucid.core.store import ModelStore, shared_service, validate_name
-from lucid.domains.base import Domain, Option, Request
+from lucid.domains.base import Command, Domain, Option, Request
 from lucid.domains.recommend.batch import RecommendBatch, log, log_progress, pick_column
 from lucid.domains.recommend.data import InteractionData, attach_item_table, prepare_interactions
-from lucid.domains.recommend.service import DEFAULT_MODEL, K, RecommendService, train_recommender
+from lucid.domains.recommend.model import DEFAULT_MODEL
+from lucid.domains.recommend.ranking import K
+from lucid.domains.recommend.service import RecommendService
+from lucid.domains.recommend.training import train_recommender
 
-_LOG_COLUMNS = ("train", "evaluate")
+_LOG_COLUMNS: tuple[Command, ...] = ("train", "evaluate")
 
 
 def interactions_from_request(request: Request) -> InteractionData:
@@ -109,12 +112,7 @@ class RecommendDomain(Domain):
             return {"name": validate_name(request.name or ""), **_flat_metrics(model.metrics)}
         if request.command == "evaluate":
             if request.model:
-                service.load(request.model)  # raises ModelNotFoundError for unknown names
+                service.check_name(request.model)  # raises ModelNotFoundError for unknown names
             model = train_recommender(interactions_from_request(request), progress=report)
             return _flat_metrics(model.metrics)
         raise InvalidInputError(f"Unknown command '{request.command}'.")
-
-    def ensure_defaults(self, progress: Progress = None, store: ModelStore | None = None) -> list[str]:
-        from lucid.domains.recommend.service import ensure_default_models
-
-        return ensure_default_models(progress=progress, store=store)

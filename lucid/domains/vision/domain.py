@@ -11,13 +11,10 @@ from lucid.core.progress import Progress
 from lucid.core.store import ModelStore, shared_service
 from lucid.domains.base import Domain, Option, Request
 from lucid.domains.vision.batch import VisionBatch
-from lucid.domains.vision.service import DEFAULT_MODEL, DEFAULT_SHAP_EVALS, VisionService
-from lucid.imaging.classifier import (
-    FineTuneConfig,
-    LabelledImages,
-    labelled_images_from_folder,
-    labelled_images_from_zip,
-)
+from lucid.domains.vision.explain import DEFAULT_SHAP_EVALS
+from lucid.domains.vision.service import DEFAULT_MODEL, VisionService
+from lucid.imaging.datasets import LabelledImages, labelled_images_from_folder, labelled_images_from_zip
+from lucid.imaging.training import FineTuneConfig
 
 log = logging.getLogger("lucid.vision")
 
@@ -94,8 +91,3 @@ class VisionDomain(Domain):
         if request.command == "evaluate":
             return service.evaluate(labelled_from_path(request.data), request.model or DEFAULT_MODEL)
         raise InvalidInputError(f"Unknown command '{request.command}'.")
-
-    def ensure_defaults(self, progress: Progress = None, store: ModelStore | None = None) -> list[str]:
-        from lucid.domains.vision.service import ensure_default_models
-
-        return ensure_default_models(progress=progress, store=store)

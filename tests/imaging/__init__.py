@@ -1,0 +1,1 @@
+"""Tests of the shared image machinery (lucid.imaging), one module per module of the package."""
