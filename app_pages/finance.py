@@ -17,7 +17,8 @@ from lucid.explain.explanation import mean_abs_importance
 from lucid.ui import finance_plots, plots
 from lucid.ui.finance_report import scored_downloads
 from lucid.ui.finance_session import decided, digest, load_model, read_upload, scored_in_session
-from lucid.ui.widgets import batch_export, downloads, guard, model_card, progress_bar, training_buttons
+from lucid.ui.finance_train import train_tab
+from lucid.ui.widgets import batch_export, downloads, guard, model_card, progress_bar
 
 TABLE_PREVIEW = 1000
 
@@ -315,65 +316,7 @@ with tab_cost:
 
 # --- Train your own -----------------------------------------------------------------------------
 with tab_train:
-    st.markdown(
-        "Upload a labelled file (one row per past loan with a binary outcome). Lucid trains gradient-boosted "
-        "trees with a 70/30 stratified split and early stopping, fits a logistic baseline on the same split "
-        "and saves the model under your name."
-    )
-    train_file = st.file_uploader(
-        "Labelled file (CSV, Excel or Parquet)",
-        type=["csv", "tsv", "txt", "xlsx", "parquet"],
-        key="finance_train_upload",
-    )
-    labelled: pd.DataFrame | None = None
-    if train_file is not None:
-        with guard("reading the file"):
-            labelled = read_upload(train_file.getvalue(), train_file.name)
-    if labelled is not None:
-        columns = [str(c) for c in labelled.columns]
-        target = st.selectbox(
-            "Target (did the loan default?)", columns, index=len(columns) - 1, key="finance_train_target"
-        )
-        values = sorted(labelled[target].dropna().astype(str).str.strip().unique().tolist())[:50]
-        positive = st.selectbox("Value meaning default", ["(guess)", *values], key="finance_train_positive")
-        feature_cols = st.multiselect(
-            "Features",
-            [c for c in columns if c != target],
-            default=[c for c in columns if c != target],
-            key="finance_train_features",
-        )
-        model_name = st.text_input("Save as", value="my-credit-model", key="finance_train_name")
-        controls = training_buttons("finance_train", train_key="finance_train_button")
-        if controls.start:
-            _, report = progress_bar()
-            with guard("training the model"):
-                trained = controls.call(
-                    service.train,
-                    labelled,
-                    target,
-                    model_name,
-                    features=feature_cols,
-                    positive_label=None if positive == "(guess)" else positive,
-                    progress=report,
-                )
-                st.session_state["finance_trained"] = trained.name
-            if st.session_state.get("finance_trained") == model_name.strip():
-                st.rerun()  # the model picker above now lists the new model
-        trained_name = st.session_state.get("finance_trained")
-        if trained_name:
-            with guard("showing the trained model"):
-                trained_bundle = service.load(trained_name)
-                st.success(f"Saved as '{trained_name}'. Pick it in the Model list above to score with it.")
-                model_card(service.card(trained_name), expanded=True, title=f"Model card: {trained_name}")
-                y, p = trained_bundle.holdout_y, trained_bundle.holdout_pd
-                c1, c2 = st.columns(2)
-                c1.plotly_chart(
-                    finance_plots.ks_plot(ks_curve(y, p), title="KS plot (held-out)"), key="finance_train_ks"
-                )
-                c2.plotly_chart(
-                    finance_plots.calibration_plot(calibration_table(y, p), title="Calibration (held-out)"),
-                    key="finance_train_calibration",
-                )
+    train_tab(service)
 
 st.caption(
     f"Each applicant gets up to {N_REASONS} reasons; red pushes the PD up, blue pulls it down. "

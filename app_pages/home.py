@@ -23,6 +23,20 @@ st.markdown(
 )
 
 pages = available_pages()
+st.subheader("Start here")
+st.markdown(
+    "1. **Pick the page for your question** below: reviews, photos, scans, loan applicants or "
+    "customers' next purchases.\n"
+    "2. **Look at the demo first**: every page opens with built-in demo data, scored and explained, so "
+    "you see what you will get before you upload anything.\n"
+    "3. **Upload your own file** (CSV, Excel or Parquet tables; images or a zip of them) for predictions "
+    "and explanations you can download, or **train a model on your labelled data**: it is checked "
+    "against a simple baseline on data it has not seen before it is saved under your name."
+)
+if pages:
+    first = pages[0]
+    st.page_link(first.path, label=f"Try it now: {first.title}", icon=first.icon)
+
 if pages:
     st.subheader("Pages")
     cols = st.columns(2)
@@ -34,28 +48,28 @@ if pages:
 else:
     st.info("No domain pages are installed in this build yet.")
 
-st.subheader("This installation")
 info = _device_info()
-left, right = st.columns(2)
-with left:
-    label = "GPU" if info.type == "cuda" else ("Apple GPU" if info.type == "mps" else "CPU")
-    st.metric("Compute device", label)
-    st.markdown(f"**Device:** {info.name}")
-    if info.memory_gb:
-        st.markdown(f"**GPU memory:** {info.memory_gb} GB")
-    st.markdown(f"**Precision:** {info.precision} for inference and training (weights kept in float32)")
-    st.caption(
-        "Set the environment variable LUCID_DEVICE to cpu, cuda or mps to force a device, and "
-        "LUCID_PRECISION to fp32, bf16 or fp16 to force a precision."
-    )
-with right:
-    versions = library_versions()
-    st.markdown("**Key libraries**")
-    st.dataframe(
-        pd.DataFrame({"library": list(versions), "version": list(versions.values())}),
-        hide_index=True,
-        width="stretch",
-    )
+with st.expander("This installation: compute device and library versions", icon=":material/memory:"):
+    left, right = st.columns(2)
+    with left:
+        label = "GPU" if info.type == "cuda" else ("Apple GPU" if info.type == "mps" else "CPU")
+        st.metric("Compute device", label)
+        st.markdown(f"**Device:** {info.name}")
+        if info.memory_gb:
+            st.markdown(f"**GPU memory:** {info.memory_gb} GB")
+        st.markdown(f"**Precision:** {info.precision} for inference and training (weights kept in float32)")
+        st.caption(
+            "Set the environment variable LUCID_DEVICE to cpu, cuda or mps to force a device, and "
+            "LUCID_PRECISION to fp32, bf16 or fp16 to force a precision."
+        )
+    with right:
+        versions = library_versions()
+        st.markdown("**Key libraries**")
+        st.dataframe(
+            pd.DataFrame({"library": list(versions), "version": list(versions.values())}),
+            hide_index=True,
+            width="stretch",
+        )
 
 st.caption(
     "Explanations are computed with SHAP (SHapley Additive exPlanations): each feature, word or image "

@@ -20,6 +20,8 @@ from lucid.domains.medical.service import MedicalService
 from lucid.domains.medical.training import ScanTrainConfig
 from lucid.domains.medical.windowing import WINDOW_PRESETS, render_slice, to_png, window_options
 from lucid.ui.medical_plots import heatmap_table, plain_image, probability_figure
+from lucid.ui.medical_training import forget_models, remember_run, trained_view
+from lucid.ui.model_admin import model_manager
 from lucid.ui.plots import image_overlay
 from lucid.ui.report import Report
 from lucid.ui.widgets import downloads, guard, model_card, progress_bar, training_buttons
@@ -303,6 +305,7 @@ with train_tab:
         disabled=archive is None,
     )
     if controls.start and archive is not None:
+        run_done = False
         with guard("training the model"), st.status("Training", expanded=True) as status:
             labelled = labelled_scans_from_zip(archive.getvalue(), window=window)
             st.write(
@@ -312,45 +315,31 @@ with train_tab:
             config = ScanTrainConfig(
                 epochs=int(epochs), image_size=int(size), threshold=float(threshold), mode=mode
             )
-            stored, trained = controls.call(
+            _, trained = controls.call(
                 service.train,
                 labelled,
                 new_name,
                 config,
                 progress=on_progress,
             )
-            st.session_state["medical_trained"] = {"name": stored.name, "metrics": trained.metrics}
-            status.update(label=f"Saved as {stored.name}", state="complete")
-    trained = st.session_state.get("medical_trained")
-    if trained:
-        m = trained["metrics"]
-        a, b, c = st.columns(3)
-        a.metric("Test accuracy", f"{m['accuracy']:.1%}")
-        b.metric("Majority-class baseline", f"{m['majority_baseline_accuracy']:.1%}")
-        c.metric("Macro AUC", f"{m['macro_auc']:.3f}")
-        per_class = pd.DataFrame([{"class": k, **v} for k, v in m["per_class"].items()])
-        st.dataframe(per_class, hide_index=True, width="stretch")
-        classes = list(m["per_class"])
-        confusion = pd.DataFrame(m["confusion_matrix"], index=classes, columns=classes)
-        st.markdown("**Confusion matrix** (rows: true class, columns: predicted)")
-        st.dataframe(confusion)
-        st.caption(
-            f"Calibration error (ECE) {m['ece_uncalibrated']:.3f} before and {m['ece']:.3f} after "
-            f"temperature scaling (T = {m['temperature']:.2f}, fitted on the validation split). {DISCLAIMER}"
-        )
-        report = Report(f"Medical imaging: model {trained['name']}", subtitle=DISCLAIMER)
-        report.add("Per class (test split)", table=per_class)
-        report.add("Confusion matrix", table=confusion.reset_index(names="true class"))
-        downloads(
-            "medical_train_result",
-            table=per_class,
-            table_name="test_metrics.csv",
-            report_html=report.to_html(),
-        )
+            remember_run(trained)
+            status.update(
+                label=f"Saved as {trained.name}"
+                if trained.saved
+                else "Trained, not saved (see the check below)",
+                state="complete",
+            )
+            run_done = trained.saved
+        if run_done:
+            st.rerun()  # the model picker above was drawn before the model existed
+    trained_view(service)
 
 # ---------------------------------------------------------------------------------------------
 with models_tab:
     st.caption(DISCLAIMER)
+    st.subheader("Your saved models")
+    model_manager("medical", service, on_change=forget_models)
+    st.subheader("Model cards")
     for name in service.model_names():
         with guard("showing the model card"):
             model_card(service.card(name), title=f"Model card: {name}")

@@ -11,14 +11,14 @@ from lucid.core.errors import InvalidInputError
 from lucid.core.store import default_root, shared_service
 from lucid.domains import DOMAINS
 from lucid.domains.nlp.batch import batch_frame
-from lucid.domains.nlp.cards import metrics_table
 from lucid.domains.nlp.data import column_texts, demo_reviews, read_texts_file, text_columns
 from lucid.domains.nlp.model import DEFAULT_MODEL, TrainConfig
 from lucid.domains.nlp.results import BatchScores, TextAnalysis, WordDrivers
 from lucid.domains.nlp.service import NLPService
-from lucid.ui.nlp_plots import drivers_bar, loss_curve, score_histogram
-from lucid.ui.nlp_reports import batch_report, one_text_report, training_report
-from lucid.ui.plots import confusion_matrix, text_highlight_html, token_bar
+from lucid.ui.nlp_plots import drivers_bar, score_histogram
+from lucid.ui.nlp_reports import batch_report, one_text_report
+from lucid.ui.nlp_training import trained_view, your_models
+from lucid.ui.plots import text_highlight_html, token_bar
 from lucid.ui.widgets import batch_export, downloads, guard, model_card, progress_bar, training_buttons
 
 EXAMPLE = (
@@ -294,7 +294,9 @@ with tab_train:
         "Upload labelled texts (CSV, Excel or Parquet) with a text column and a label column with two or "
         "more classes. 20% of the rows are held out for the test metrics, and 10% of the rest for "
         "validation after each epoch. A TF-IDF + logistic-regression baseline is trained on the same "
-        "rows, so you can see what the transformer adds. Click Stop to cancel; nothing is saved then."
+        "rows, so you can see what the transformer adds: the model is saved only when its held-out "
+        "macro-F1 beats the baseline's and clearly beats chance (always the most common class), or "
+        "when you choose to save it anyway. Click Stop to cancel; nothing is saved then."
     )
     train_upload = st.file_uploader(
         "Labelled texts", type=["csv", "tsv", "xlsx", "parquet"], key="nlp_train_upload"
@@ -320,13 +322,14 @@ with tab_train:
             new_name = c3.text_input("Save as", value="my-sentiment-model", key="nlp_train_name")
             controls = training_buttons("nlp_train_run", train_key="nlp_train_go", stop_key="nlp_train_stop")
             if controls.start:
-                st.session_state.pop("nlp_trained", None)
+                for key in ("nlp_trained", "nlp_train_saved_anyway"):  # a new run has its own outcome
+                    st.session_state.pop(key, None)
                 with guard("training the model"):
                     if label_col not in train_frame.columns:
                         raise InvalidInputError(f"The file has no column '{label_col}'.")
                     texts = column_texts(train_frame, text_col)
                     _, report_training = progress_bar("Preparing")
-                    saved, result = controls.call(
+                    st.session_state["nlp_trained"] = controls.call(
                         service.train,
                         texts,
                         train_frame[label_col].tolist(),
@@ -335,26 +338,9 @@ with tab_train:
                         data_name=train_upload.name,
                         progress=report_training,
                     )
-                    st.session_state["nlp_trained"] = (saved.name, result.metadata(), result.history.losses)
                 if "nlp_trained" in st.session_state:
-                    st.rerun()  # so the model list above offers the new model at once
+                    st.rerun()  # so the model list above offers a saved model at once
     trained = st.session_state.get("nlp_trained")
     if trained:
-        name, meta, losses = trained
-        st.success(f"Saved as '{name}'. Pick it in the Model list above to use it on this page.")
-        st.markdown("**Held-out test metrics, beside the TF-IDF baseline on the same split**")
-        table = metrics_table(meta)
-        st.dataframe(table, hide_index=True, width="stretch")
-        per_class = pd.DataFrame(meta["test_details"]["per_class"]).T.reset_index(names="class")
-        st.markdown("**Per class (test rows)**")
-        st.dataframe(per_class, hide_index=True, width="stretch")
-        left, right = st.columns(2)
-        confusion = confusion_matrix(meta["test_details"]["confusion_matrix"], meta["labels"])
-        left.plotly_chart(confusion, key="nlp_confusion")
-        curve = loss_curve(losses)
-        right.plotly_chart(curve, key="nlp_loss")
-        if meta.get("validation"):
-            st.markdown("**Validation after each epoch**")
-            st.dataframe(pd.DataFrame(meta["validation"]), hide_index=True, width="stretch")
-        report_html = training_report(name, table, per_class, confusion, curve)
-        downloads("nlp_train", table=per_class, table_name="test_metrics.csv", report_html=report_html)
+        trained_view(service, trained)
+    your_models(service, clear_caches=analyse_text.clear)

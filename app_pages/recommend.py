@@ -6,30 +6,27 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from lucid.core.columns import ITEM_COLUMNS, RATING_COLUMNS, TIME_COLUMNS, USER_COLUMNS, find_column
+from lucid.core.columns import USER_COLUMNS, find_column
 from lucid.core.data import read_table
-from lucid.core.errors import InvalidInputError
 from lucid.core.store import shared_service
 from lucid.domains import DOMAINS
 from lucid.domains.recommend.batch import batch_frame
-from lucid.domains.recommend.data import attach_item_table, attach_user_table, prepare_interactions
 from lucid.domains.recommend.ranking import K
 from lucid.domains.recommend.service import RecommendService
 from lucid.ui import plots
 from lucid.ui.recommend_plots import metrics_comparison, popularity_bias, similar_items_bar
+from lucid.ui.recommend_train import train_tab
 from lucid.ui.recommend_views import (
     global_view,
     load_model,
-    preview,
     recommend_new,
     recommend_user,
     report_footer,
     show_recommendations,
 )
 from lucid.ui.report import Report
-from lucid.ui.widgets import batch_export, downloads, guard, model_card, progress_bar, training_buttons
+from lucid.ui.widgets import batch_export, downloads, guard, model_card
 
-NONE = "(none)"
 EVERY_USER = "Every user of the model"
 FILE_USERS = "The users of a file"
 
@@ -203,143 +200,4 @@ if model is not None:
                 )
 
     with tab_train:
-        st.markdown(
-            "Upload an interaction log (CSV, Excel or Parquet): one row per event with a user and an item, "
-            "and optionally a rating (explicit stars) and a time. Without ratings the events (clicks, "
-            "purchases) count as implicit interest. Optionally add an item table with titles and categories."
-        )
-        upload = st.file_uploader(
-            "Interaction log", type=["csv", "tsv", "txt", "xlsx", "parquet"], key="recommend_upload"
-        )
-        if upload is not None:
-            log = None
-            with guard("reading the interaction log"):
-                log = read_table(upload.getvalue(), upload.name)
-            if log is not None:
-                cols = list(log.columns)
-                st.dataframe(preview(log), hide_index=True, width="stretch")
-
-                def guess(candidates: tuple[str, ...]) -> int:
-                    found = find_column(cols, candidates)
-                    return cols.index(found) + 1 if found is not None else 0
-
-                c1, c2, c3, c4 = st.columns(4)
-                user_col = c1.selectbox(
-                    "User column",
-                    [NONE, *cols],
-                    index=guess(USER_COLUMNS),
-                    key="recommend_user_col",
-                )
-                item_col = c2.selectbox(
-                    "Item column",
-                    [NONE, *cols],
-                    index=guess(ITEM_COLUMNS),
-                    key="recommend_item_col",
-                )
-                rating_col = c3.selectbox(
-                    "Rating column",
-                    [NONE, *cols],
-                    index=guess(RATING_COLUMNS),
-                    key="recommend_rating_col",
-                )
-                time_col = c4.selectbox(
-                    "Timestamp column",
-                    [NONE, *cols],
-                    index=guess(TIME_COLUMNS),
-                    key="recommend_time_col",
-                )
-                scale = None
-                if rating_col != NONE:
-                    s1, s2 = st.columns(2)
-                    lo = s1.number_input("Lowest rating", value=1.0, key="recommend_scale_lo")
-                    hi = s2.number_input("Highest rating", value=5.0, key="recommend_scale_hi")
-                    scale = (lo, hi)
-                items_upload = st.file_uploader(
-                    "Item table (optional)",
-                    type=["csv", "tsv", "txt", "xlsx", "parquet"],
-                    key="recommend_items_upload",
-                )
-                item_args = None
-                if items_upload is not None:
-                    with guard("reading the item table"):
-                        item_table = read_table(items_upload.getvalue(), items_upload.name)
-                        icols = list(item_table.columns)
-                        i1, i2, i3 = st.columns(3)
-                        item_args = {
-                            "table": item_table,
-                            "id_col": i1.selectbox("Item id column", icols, key="recommend_items_id"),
-                            "title_col": i2.selectbox(
-                                "Title column", [NONE, *icols], key="recommend_items_title"
-                            ),
-                            "category_cols": i3.multiselect(
-                                "Category columns", icols, key="recommend_items_cats"
-                            ),
-                        }
-                users_upload = st.file_uploader(
-                    "User table (optional)",
-                    type=["csv", "tsv", "txt", "xlsx", "parquet"],
-                    key="recommend_users_upload",
-                )
-                user_args = None
-                if users_upload is not None:
-                    with guard("reading the user table"):
-                        user_table = read_table(users_upload.getvalue(), users_upload.name)
-                        user_args = {
-                            "table": user_table,
-                            "id_col": st.selectbox(
-                                "User id column", list(user_table.columns), key="recommend_users_id"
-                            ),
-                        }
-                new_name = st.text_input(
-                    "Save the model as", key="recommend_new_name", placeholder="e.g. shop-2024"
-                )
-                controls = training_buttons(
-                    "recommend_train_run", train_key="recommend_train", stop_key="recommend_train_stop"
-                )
-                if controls.start:
-                    st.session_state.pop("recommend_trained", None)  # no stale result beside a new error
-                    with guard("training the recommender"):
-                        for what, upload_, args in (
-                            ("item", items_upload, item_args),
-                            ("user", users_upload, user_args),
-                        ):
-                            if upload_ is not None and args is None:
-                                raise InvalidInputError(
-                                    f"The {what} table could not be read (see above); upload a readable "
-                                    "file or remove it before training."
-                                )
-                        data = prepare_interactions(
-                            log,
-                            user_col=None if user_col == NONE else user_col,
-                            item_col=None if item_col == NONE else item_col,
-                            rating_col=None if rating_col == NONE else rating_col,
-                            timestamp_col=None if time_col == NONE else time_col,
-                            rating_scale=scale,
-                        )
-                        if item_args is not None:
-                            data = attach_item_table(
-                                data,
-                                item_args["table"],
-                                id_col=item_args["id_col"],
-                                title_col=None if item_args["title_col"] == NONE else item_args["title_col"],
-                                category_cols=item_args["category_cols"],
-                            )
-                        if user_args is not None:
-                            data = attach_user_table(data, user_args["table"], id_col=user_args["id_col"])
-                        with st.status("Training the recommender...", expanded=True) as status:
-                            _, report_training = progress_bar("Preparing")
-                            trained = controls.call(service.train, data, new_name, progress=report_training)
-                            status.update(label="Training finished", state="complete")
-                        st.session_state["recommend_trained"] = {
-                            "name": new_name.strip(),
-                            "notes": data.notes,
-                            "metrics": trained.metrics_table(),
-                        }
-        result = st.session_state.get("recommend_trained")
-        if result:
-            st.success(f"Saved as '{result['name']}'. Choose it in the Model list above to explore it.")
-            for note in result["notes"]:
-                st.info(note, icon=":material/info:")
-            st.dataframe(result["metrics"].round(4), hide_index=True, width="stretch")
-            st.plotly_chart(metrics_comparison(result["metrics"]), key="recommend_train_metrics")
-            downloads("recommend_train_dl", table=result["metrics"], table_name="training_metrics.csv")
+        train_tab(service)

@@ -14,7 +14,6 @@ from lucid.domains.vision.data import SAMPLE_PHOTOS, images_digest
 from lucid.domains.vision.explain import DEFAULT_SHAP_EVALS
 from lucid.domains.vision.service import DEFAULT_MODEL, VisionService
 from lucid.imaging.datasets import labelled_images_from_zip
-from lucid.imaging.metrics import per_class_table
 from lucid.imaging.training import FineTuneConfig
 from lucid.ui.plots import image_overlay
 from lucid.ui.vision_cache import (
@@ -25,8 +24,9 @@ from lucid.ui.vision_cache import (
     load_samples,
     sample_files,
 )
-from lucid.ui.vision_plots import confusion_matrix_figure, top_classes_bar, training_history_figure
-from lucid.ui.vision_reports import explanation_report, training_report
+from lucid.ui.vision_plots import top_classes_bar
+from lucid.ui.vision_reports import explanation_report
+from lucid.ui.vision_training import keep_trained, show_trained, your_models
 from lucid.ui.widgets import batch_export, downloads, guard, model_card, progress_bar, training_buttons
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif", "zip"]
@@ -306,44 +306,16 @@ with tab_train:
                 config = FineTuneConfig(
                     mode=mode, epochs=int(epochs), image_size=int(size), vflip=vflip, augment=augment
                 )
-                result = controls.call(service.train, data, train_name, config, progress=report_progress)
-                status.update(label=f"Saved as '{train_name.strip()}'", state="complete")
-            st.session_state["vision_trained"] = {
-                "name": train_name.strip(),
-                "metrics": result.metrics,
-                "history": result.history,
-                "split": result.split_sizes,
-            }
+                trained = controls.call(service.train, data, train_name, config, progress=report_progress)
+                status.update(
+                    label=(
+                        f"Saved as '{trained.name}'"
+                        if trained.saved
+                        else f"Trained '{trained.name}'; not saved: it did not pass the check below"
+                    ),
+                    state="complete" if trained.saved else "error",
+                )
+            keep_trained(trained)
             st.rerun()  # so the model list at the top includes the new model
-    trained = st.session_state.get("vision_trained")
-    if trained is not None:
-        metrics = trained["metrics"]
-        st.subheader(f"Model '{trained['name']}'")
-        m1, m2, m3 = st.columns(3)
-        m1.metric("Test accuracy", f"{metrics['accuracy']:.1%}")
-        m2.metric(f"Always '{metrics['majority_class']}'", f"{metrics['majority_baseline_accuracy']:.1%}")
-        m3.metric("Macro F1", f"{metrics['macro_f1']:.3f}")
-        st.caption(f"Images used: {trained['split']} (train / validation / test).")
-        per_class = per_class_table(metrics)
-        st.dataframe(per_class.round(3), hide_index=True, width="stretch", key="vision_train_per_class")
-        left, right = st.columns(2)
-        left.plotly_chart(confusion_matrix_figure(metrics), width="stretch", key="vision_confusion")
-        right.plotly_chart(
-            training_history_figure(trained["history"], title="Per epoch"),
-            width="stretch",
-            key="vision_history",
-        )
-        downloads(
-            "vision_train_dl",
-            table=per_class,
-            table_name="test_metrics.csv",
-            report_html=training_report(
-                trained["name"],
-                trained["split"],
-                metrics,
-                per_class,
-                [confusion_matrix_figure(metrics), training_history_figure(trained["history"])],
-            ),
-            report_name="training_report.html",
-        )
-        st.info("Pick the new model in the 'Model' box at the top to classify and explain with it.")
+    show_trained(service)
+    your_models(service)

@@ -93,7 +93,7 @@ def main() -> None:
         (Path(tmp) / "hello.py").write_text("import streamlit as st\nst.title('hello world')\n")
         hello = Path(tmp) / "hello.py"
         results["cold_start_plain_streamlit"] = _cold_start(lambda: start_app(script=hello), "hello world")
-    results["cold_start_lucid"] = _cold_start(start_app, "Compute device")
+    results["cold_start_lucid"] = _cold_start(start_app, "Start here")
     mem = results["memory_all_defaults"]
     print(f"{'figure':45s} {'ours':>10s} {'baseline':>10s} {'ratio':>7s}")
     base = results["memory_torch_only"]["rss_mb"]

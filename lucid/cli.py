@@ -5,11 +5,15 @@
                               [--engine local|dask] [--workers N] [--partition-rows N]
                               [--scheduler tcp://host:8786]
     lucid <domain> evaluate DATA --target COL [--model NAME]
+    lucid <domain> models [--rename OLD NEW | --delete NAME]
 
 (also ``python -m lucid``, and ``python -m services`` as before). ``train`` and ``evaluate`` print
 their metrics as one JSON object on the last line of stdout; ``score`` prints its summary the same
-way. Table domains read CSV, TSV, Excel or Parquet and find their usual columns by name when none
-is given; image domains read a file, a folder or a zip.
+way. ``train`` measures the new model against its baseline and chance on held-out data (the quality
+gate: ``beats_baseline``, ``saved`` and ``quality_gate`` in its JSON) and saves a model that does not
+pass only with ``--save-anyway``. ``models`` lists the saved models (date, data, held-out result) and
+renames or deletes one. Table domains read CSV, TSV, Excel or Parquet and find their usual columns by
+name when none is given; image domains read a file, a folder or a zip.
 
 The domains and their own options come from :data:`lucid.domains.DOMAINS`; ``score`` runs the
 domain's :class:`~lucid.domains.base.BatchJob` partition by partition through
@@ -33,7 +37,7 @@ from lucid.domains import DOMAINS
 from lucid.domains.base import COMMANDS, Domain, Request
 
 ENGINE_OPTIONS = ("engine", "workers", "partition_rows", "scheduler")
-_COMMON = {"command", "data", "model", "target", "name", "explain", "out", *ENGINE_OPTIONS}
+_COMMON = {"command", "data", "model", "target", "name", "explain", "out", "save_anyway", *ENGINE_OPTIONS}
 
 
 def build_parser(domain: Domain) -> argparse.ArgumentParser:
@@ -51,6 +55,11 @@ def build_parser(domain: Domain) -> argparse.ArgumentParser:
             p.add_argument("--target", default=None, help="label column")
         if command == "train":
             p.add_argument("--name", required=True, help="name to save the trained model under")
+            p.add_argument(
+                "--save-anyway",
+                action="store_true",
+                help="save the model even if it is no better than its baseline or chance on held-out data",
+            )
         if command == "score":
             p.add_argument("--out", required=True, help="output file (.csv)")
             p.add_argument("--explain", action="store_true", help="add explanations to the output")
@@ -68,12 +77,36 @@ def build_parser(domain: Domain) -> argparse.ArgumentParser:
                 p.add_argument(
                     option.flag, default=option.default, choices=option.choices, help=option.help, **typed
                 )
+    manage = sub.add_parser("models", help="list the saved models; rename or delete one")
+    action = manage.add_mutually_exclusive_group()
+    action.add_argument("--rename", nargs=2, metavar=("OLD", "NEW"), help="give a saved model another name")
+    action.add_argument("--delete", metavar="NAME", help="delete a saved model")
     return parser
+
+
+def run_models(domain: Domain, args: argparse.Namespace) -> dict[str, Any]:
+    """``models``: the domain's models (built-in and saved) after an optional rename or delete."""
+    service = domain.service()
+    done: dict[str, Any] = {}
+    if args.rename:
+        stored = service.rename(*args.rename)
+        done = {"renamed": {"from": args.rename[0], "to": stored.name}}
+    elif args.delete:
+        service.delete(args.delete)
+        done = {"deleted": args.delete}
+    saved = service.saved_models_table()
+    return {
+        **done,
+        "built_in": service.registry.names(),
+        "saved": saved.to_dict("records"),
+    }
 
 
 def request_from(args: argparse.Namespace) -> Request:
     """The plain request of parsed arguments (no argparse below the CLI)."""
     values = vars(args)
+    if args.command == "models":
+        raise ValueError("models takes no request")
     return Request(
         command=args.command,
         data=args.data,
@@ -81,6 +114,7 @@ def request_from(args: argparse.Namespace) -> Request:
         target=values.get("target"),
         name=values.get("name"),
         explain=bool(values.get("explain", False)),
+        save_anyway=bool(values.get("save_anyway", False)),
         options={k: v for k, v in values.items() if k not in _COMMON},
     )
 
@@ -136,9 +170,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     domain = DOMAINS[name]
     args = build_parser(domain).parse_args(argv[1:])
-    request = request_from(args)
     try:
-        result = run_score(domain, request, args) if args.command == "score" else domain.run(request)
+        if args.command == "models":
+            result = run_models(domain, args)
+        elif args.command == "score":
+            result = run_score(domain, request_from(args), args)
+        else:
+            result = domain.run(request_from(args))
     except LucidError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -63,6 +63,7 @@ class Request:
         target: the label column (train, evaluate).
         name: the name to save a trained model under (train).
         explain: add explanations to a score.
+        save_anyway: save a trained model even when it does not pass the quality gate.
         options: the domain's own options by :attr:`Option.key`.
     """
 
@@ -72,6 +73,7 @@ class Request:
     target: str | None = None
     name: str | None = None
     explain: bool = False
+    save_anyway: bool = False
     options: Mapping[str, Any] = field(default_factory=dict)
 
     def option(self, key: str, default: Any = None) -> Any:
@@ -313,6 +315,46 @@ class ModelService(ABC, Generic[M]):
             raise InvalidInputError(f"'{name}' is a built-in model and cannot be deleted.")
         self.store.delete(self.domain, self.check_name(name))
         self.forget(name)
+
+    def rename(self, old: str, new: str) -> StoredModel:
+        """Give a saved model another name; built-in models keep theirs, and their names stay theirs."""
+        if self.is_default(old):
+            raise InvalidInputError(f"'{old}' is a built-in model and cannot be renamed.")
+        if self.is_default((new or "").strip()):
+            raise InvalidInputError(f"'{new.strip()}' is the name of a built-in model; choose another name.")
+        stored = self.store.rename(self.domain, self.check_name(old), new)
+        self.forget(old)
+        return stored
+
+    def describe(self, stored: StoredModel) -> dict[str, str]:
+        """What the model list shows of a saved model: the data it learnt from and its headline
+        held-out figure (from its metadata; a domain may say more)."""
+        meta = stored.metadata
+        data = next(
+            (str(meta[k]) for k in ("data", "trained_on", "data_name", "training_data") if meta.get(k)), ""
+        )
+        gate = meta.get("quality_gate")
+        if isinstance(gate, Mapping):
+            figure = f"{gate['metric']} {gate['model']:.3f} (baseline {gate['baseline']:.3f})"
+        else:
+            metrics = meta.get("metrics")
+            numbers = (
+                [(k, v) for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)]
+                if isinstance(metrics, Mapping)
+                else []
+            )
+            figure = ", ".join(f"{k} {v:.3f}" for k, v in numbers[:2])
+        return {"Data": data, "Held-out result": figure}
+
+    def saved_models_table(self) -> pd.DataFrame:
+        """The saved models, newest first: name, when saved, data, headline figure."""
+        rows = []
+        for stored in self.store.list(self.domain):
+            if stored.name in self.registry:
+                continue
+            created = str(stored.metadata.get("created", ""))[:16].replace("T", " ")
+            rows.append({"Name": stored.name, "Saved (UTC)": created, **self.describe(stored)})
+        return pd.DataFrame(rows, columns=["Name", "Saved (UTC)", "Data", "Held-out result"])
 
     def ensure_defaults(self, progress: Progress = None) -> list[str]:
         """Build every default that is missing or stale; returns the names built now."""

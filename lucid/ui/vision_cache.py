@@ -67,3 +67,10 @@ def batch_report_html(
 ) -> str:
     """The batch report, built once per model and set of images (its thumbnails take a while)."""
     return batch_report(model, _table, _items)
+
+
+def forget_models() -> None:
+    """Drop every cached result that names a model (after a model was saved, renamed or deleted)."""
+    classify_images.clear()
+    explain_image.clear()
+    batch_report_html.clear()

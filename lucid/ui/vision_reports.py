@@ -56,12 +56,15 @@ def batch_report(model: str, table: pd.DataFrame, images: list[tuple[str, np.nda
     return report.to_html()
 
 
-def training_report(name: str, split: object, metrics: dict, per_class: pd.DataFrame, figures: list) -> str:
+def training_report(
+    name: str, split: object, metrics: dict, per_class: pd.DataFrame, figures: list, verdict: str = ""
+) -> str:
     """The Train tab's report: held-out test results against the majority-class baseline."""
     report = Report(f"Fine-tuned image classifier '{name}'", subtitle=f"Images: {split}")
     report.add(
         "Test results",
-        text=(
+        text=verdict
+        or (
             f"Test accuracy {metrics['accuracy']:.3f}, against "
             f"{metrics['majority_baseline_accuracy']:.3f} "
             f"for always answering '{metrics['majority_class']}'."

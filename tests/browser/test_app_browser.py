@@ -28,7 +28,9 @@ def test_home_renders_with_navigation(live_app, browser, tmp_path):
     page = browser.new_page()
     page.goto(live_app, wait_until="domcontentloaded")
     page.get_by_text("Explainable AI for business data").wait_for(timeout=60_000)
-    page.get_by_text("Compute device").wait_for(timeout=30_000)
+    page.get_by_text("Start here", exact=True).wait_for(timeout=30_000)
+    page.get_by_text("This installation: compute device and library versions").click()
+    page.get_by_test_id("stMetricLabel").get_by_text("Compute device").wait_for(timeout=30_000)
     nav = page.locator('[data-testid="stSidebarNav"]')
     for info in available_pages():
         assert nav.get_by_text(info.title).count() >= 1

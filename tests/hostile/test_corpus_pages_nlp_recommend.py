@@ -164,6 +164,10 @@ def test_nlp_train_upload_survives_the_corpus(nlp_page, nlp_store):
     at.text_input(key="nlp_train_name").input("after-the-corpus")
     at.button(key="nlp_train_go").click().run()
     assert not at.exception and not at.error, _errors(at)
+    if not any(
+        "Saved as 'after-the-corpus'" in s.value for s in at.success
+    ):  # 24 texts, 1 epoch: may fail the gate
+        at.button(key="nlp_train_save_anyway").click().run()
     assert any("Saved as 'after-the-corpus'" in s.value for s in at.success)
     meta = nlp_store.load("nlp", "after-the-corpus").metadata
     assert meta["labels"] == ["neg", "pos"] and meta["n_test"] == 4
@@ -185,10 +189,13 @@ def recommend_page(app_test, recommend_store, monkeypatch):
 
 
 def _log() -> pd.DataFrame:
+    """Two groups of users with their own tastes (even users the first 13 products, odd users the
+    rest), so that a trained recommender beats recommending what is popular and is saved."""
     rng = np.random.default_rng(0)
     rows = []
     for u in range(30):
-        for k, item in enumerate(rng.choice(25, size=8, replace=False)):
+        liked = np.arange(13) if u % 2 == 0 else np.arange(12, 25)
+        for k, item in enumerate(rng.choice(liked, size=8, replace=False)):
             rows.append(
                 {"user": f"u{u}", "item": f"p{item}", "rating": int(rng.integers(1, 6)), "time": 1000 * k + u}
             )
@@ -211,10 +218,11 @@ def _train(at, item, name: str) -> None:
     at.button(key="recommend_train").click().run()
     _check(at, item)
     saved = [s.value for s in at.success if "Saved as" in s.value]
+    held = [i.value for i in at.info if i.value.startswith(f"Not saved: '{name}'")]  # failed the gate
     if at.error:
-        assert not saved, f"{item.name}: a stale result beside the message: {saved}"
+        assert not saved and not held, f"{item.name}: a stale result beside the message: {saved or held}"
     else:
-        assert saved and f"'{name}'" in saved[0], f"{item.name}: neither a message nor a result"
+        assert (saved and f"'{name}'" in saved[0]) or held, f"{item.name}: neither a message nor a result"
 
 
 def _choose_columns(at) -> None:

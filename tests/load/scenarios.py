@@ -6,7 +6,7 @@ from tests.load.harness import Scenario
 
 
 async def _home(page) -> None:
-    await page.get_by_text("Compute device").wait_for()
+    await page.get_by_text("Start here", exact=True).wait_for()
 
 
 async def _finance(page) -> None:

@@ -86,7 +86,7 @@ def test_recommendations_go_on_while_the_default_is_built(tmp_path):
         bpr=BPRConfig(dim=8, epochs=20, batch_size=256, lr=0.05), n_candidates=10, ranker_rounds=10
     )
     store = ModelStore(tmp_path / "models")
-    RecommendService(store).train(data, "shop", config=tiny)
+    RecommendService(store).train(data, "shop", config=tiny, save_anyway=True)  # locks, not quality
     service = RecommendService(store)
 
     building, release = threading.Event(), threading.Event()

@@ -6,6 +6,7 @@ import pytest
 
 from lucid.core.store import ModelStore
 from lucid.domains.finance.service import FinanceService
+from tests.domains.finance.tables import shuffled, synthetic
 
 PAGE = "app_pages/finance.py"
 
@@ -102,14 +103,13 @@ def test_bad_uploads_get_clear_messages(app_test, finance_store):
     assert any("xlsx" in e.value for e in at.error)
 
 
-def _labelled(n=300, seed=0, classes=2) -> bytes:
-    rng = np.random.default_rng(seed)
-    late = rng.poisson(0.6, n)
-    income = rng.normal(3000, 700, n).round()
-    default = (rng.random(n) < 1 / (1 + np.exp(2 - 1.3 * late))).astype(int)
+def _labelled(n=600, seed=0, classes=2, shuffle=False) -> bytes:
+    """A labelled upload: risk trees learn (see ``synthetic``), outcomes shuffled against the features
+    (nothing to learn), or a target with more than two values."""
+    table = shuffled(n, seed) if shuffle else synthetic(n, seed)
     if classes > 2:
-        default = rng.integers(0, classes, n)
-    return pd.DataFrame({"income": income, "late": late, "default": default}).to_csv(index=False).encode()
+        table["default"] = np.random.default_rng(seed).integers(0, classes, n)
+    return table.to_csv(index=False).encode()
 
 
 def test_train_your_own_from_the_page(app_test, finance_store):
@@ -128,8 +128,59 @@ def test_train_your_own_from_the_page(app_test, finance_store):
     assert not at.exception and not at.error
     assert any("page-model" in s.value for s in at.success)  # shown again after the page reloads
     saved = ModelStore(finance_store).load("finance", "page-model").metadata
-    assert saved["features"] == ["income", "late"] and 0.5 < saved["metrics"]["auc"] <= 1.0
+    assert saved["features"] == ["income", "late", "region"] and 0.5 < saved["metrics"]["auc"] <= 1.0
+    gate = saved["quality_gate"]
+    assert gate["passed"] and gate["model"] > gate["baseline"]
+    assert any(s.value.startswith("Better than its baseline: ROC AUC") for s in at.success)
     assert "page-model" in at.selectbox(key="finance_model").options
+    assert not _has_button(at, "finance_train_save_anyway")  # a model that passed needs no choice
+
+
+def _has_button(at, key: str) -> bool:
+    return any(b.key == key for b in at.button)
+
+
+def test_a_model_failing_the_gate_is_saved_on_request_then_renamed_and_deleted(app_test, finance_store):
+    store = ModelStore(finance_store)
+    at = app_test(PAGE)
+    at.file_uploader(key="finance_train_upload").set_value(
+        ("noise.csv", _labelled(300, shuffle=True), "text/csv")
+    ).run()
+    at.text_input(key="finance_train_name").set_value("noise-model").run()
+    at.button(key="finance_train_button").click().run()
+    assert not at.exception and not at.error
+    assert any(w.value.startswith("Not better than its baseline: ROC AUC") for w in at.warning)
+    assert any("Not saved" in i.value for i in at.info)
+    assert not store.exists("finance", "noise-model")
+    assert "noise-model" not in at.selectbox(key="finance_model").options
+
+    at.button(key="finance_train_save_anyway").click().run()
+    assert not at.exception and not at.error
+    meta = store.load("finance", "noise-model").metadata
+    assert meta["quality_gate"]["passed"] is False and meta["quality_gate"]["n_test"] == 90
+    assert "noise-model" in at.selectbox(key="finance_model").options  # no reload needed
+    assert any("Saved on your request" in i.value for i in at.info)
+    assert any("Saved as 'noise-model'" in s.value for s in at.success)
+    assert not _has_button(at, "finance_train_save_anyway")
+
+    # Score with it, then rename it in "Your models": the page follows without a stale model.
+    at.selectbox(key="finance_model").set_value("noise-model").run()
+    assert not at.exception and not at.error
+    at.selectbox(key="finance_models_manage_model").set_value("noise-model")
+    at.text_input(key="finance_models_manage_new_name").set_value("kept-noise").run()
+    at.button(key="finance_models_manage_rename").click().run()
+    assert not at.exception and not at.error
+    assert store.exists("finance", "kept-noise") and not store.exists("finance", "noise-model")
+    options = at.selectbox(key="finance_model").options
+    assert "kept-noise" in options and "noise-model" not in options
+    assert at.selectbox(key="finance_model").value in options
+
+    at.selectbox(key="finance_models_manage_model").set_value("kept-noise")
+    at.button(key="finance_models_manage_delete").click().run()
+    at.button(key="finance_models_manage_delete_yes").click().run()
+    assert not at.exception and not at.error
+    assert not store.exists("finance", "kept-noise")
+    assert "kept-noise" not in at.selectbox(key="finance_model").options
 
 
 def test_large_batch_scores_all_rows_with_reasons_on_demand(app_test, finance_store):

@@ -139,6 +139,7 @@ def test_train_tab_trains_saves_and_lists_the_model(app_test, model_store):
                 image[12:36, 12:36] = 240
             files[f"{label}/{i}.png"] = to_png(image)
     at = app_test(PAGE)
+    at.radio(key="medical_source").set_value("Sample")  # a scan on view, so the model picker is drawn
     at.file_uploader(key="medical_train_zip").set_value(("cells.zip", make_zip(files), "application/zip"))
     at.run()
     at.text_input(key="medical_train_name").set_value("spots-page")
@@ -151,6 +152,76 @@ def test_train_tab_trains_saves_and_lists_the_model(app_test, model_store):
     assert float(labels["Test accuracy"].rstrip("%")) >= 75.0
     assert labels["Majority-class baseline"] == "50.0%"
     assert model_store.exists("medical", "spots-page")
+    assert model_store.load("medical", "spots-page").metadata["quality_gate"]["passed"] is True
+    assert any(s.value.startswith("Better than its baseline") for s in at.success)
+    assert not _has(at, "medical_train_save_anyway")
+    # Listed at once, without a reload: in the model picker and in the saved-model list.
+    assert "spots-page" in at.selectbox(key="medical_model").options
+    assert "spots-page" in at.selectbox(key="medical_manage_model").options
+
+
+def _has(at, key: str) -> bool:
+    return any(getattr(e, "key", None) == key for e in at.button)
+
+
+def _flat_zip() -> bytes:
+    """Two class folders holding the same image: no model can beat the most common class."""
+    from lucid.domains.medical.windowing import to_png
+
+    image = to_png(np.random.default_rng(0).integers(0, 50, (48, 48, 3)).astype(np.uint8))
+    return make_zip({f"{label}/{i}.png": image for label in ("clear", "spot") for i in range(10)})
+
+
+@pytest.mark.slow
+def test_a_model_that_fails_the_gate_is_saved_only_by_save_anyway(app_test, model_store):
+    at = app_test(PAGE)
+    at.radio(key="medical_source").set_value("Sample")
+    at.file_uploader(key="medical_train_zip").set_value(("flat.zip", _flat_zip(), "application/zip"))
+    at.run()
+    at.text_input(key="medical_train_name").set_value("flat-page")
+    at.number_input(key="medical_train_epochs").set_value(1)
+    at.select_slider(key="medical_train_size").set_value(64)
+    at.radio(key="medical_train_mode").set_value("head")
+    at.button(key="medical_train").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert not model_store.exists("medical", "flat-page")
+    assert any(w.value.startswith("Not better than its baseline") for w in at.warning)
+    assert "flat-page" not in at.selectbox(key="medical_model").options
+    at.button(key="medical_train_save_anyway").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert model_store.exists("medical", "flat-page")
+    assert model_store.load("medical", "flat-page").metadata["quality_gate"]["passed"] is False
+    assert any("Saved on your request" in i.value for i in at.info)
+    assert not _has(at, "medical_train_save_anyway")
+    assert "flat-page" in at.selectbox(key="medical_model").options
+    # A new run that fails again offers its own "Save anyway": the last choice is not carried over.
+    at.text_input(key="medical_train_name").set_value("flat-again")
+    at.button(key="medical_train").click().run()
+    assert _has(at, "medical_train_save_anyway") and not model_store.exists("medical", "flat-again")
+
+
+@pytest.mark.slow
+def test_model_manager_renames_and_deletes_a_saved_model(app_test, model_store):
+    from lucid.domains.medical.service import MedicalService
+    from tests.domains.medical.test_gate import TINY, _scans
+
+    MedicalService(model_store).train(
+        _scans(24, informative=False), "kept", TINY, pretrained=False, save_anyway=True
+    )
+    at = app_test(PAGE)
+    assert at.selectbox(key="medical_manage_model").options == ["kept"]
+    assert "accuracy 0.500 (baseline 0.500)" in at.dataframe[0].value.to_csv()  # the saved-model list
+    at.text_input(key="medical_manage_new_name").set_value("renamed").run()  # Rename waits for a name
+    at.button(key="medical_manage_rename").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert model_store.exists("medical", "renamed") and not model_store.exists("medical", "kept")
+    assert at.selectbox(key="medical_manage_model").options == ["renamed"]
+    assert any(e.label == "Model card: renamed" for e in at.expander)
+    at.button(key="medical_manage_delete").click().run()
+    at.button(key="medical_manage_delete_yes").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert model_store.list("medical") == []
+    assert not any("renamed" in e.label for e in at.expander)
 
 
 def _spots_zip() -> bytes:

@@ -95,12 +95,61 @@ def test_train_on_upload_and_bad_inputs(page, default_store):
     at.file_uploader(key="recommend_upload").set_value(("log.csv", synthetic_csv("scale"), "text/csv")).run()
     at.button(key="recommend_train").click().run()
     assert any("outside the declared scale 1-5" in e.value for e in at.error)
+    # Random picks of 25 items: no taste to learn, so the model does not beat popularity (measured
+    # NDCG@10 0.263 against 0.286 on the 30 held-out users) and is not saved without the user's say.
     at.file_uploader(key="recommend_upload").set_value(("log.csv", synthetic_csv(), "text/csv")).run()
     assert at.selectbox(key="recommend_user_col").value == "user"
     assert at.selectbox(key="recommend_time_col").value == "time"
     at.button(key="recommend_train").click().run()
     assert not at.exception and not at.error
-    assert any("Saved as 'page-shop'" in s.value for s in at.success)
-    assert default_store.exists("recommend", "page-shop")
+    assert any(w.value.startswith("Not better than its baseline: NDCG@10") for w in at.warning)
+    assert any("refit on all of them" in c.value for c in at.caption)
+    assert not any("Saved as" in s.value for s in at.success)
+    assert not default_store.exists("recommend", "page-shop")
     metrics = table_with(at, "full model")[-1]
     assert set(metrics["metric"]) >= {"precision@10", "recall@10", "ndcg@10", "map@10", "hit_rate@10"}
+    at.button(key="recommend_train_save_anyway").click().run()
+    assert not at.exception and not at.error
+    assert default_store.exists("recommend", "page-shop")
+    assert default_store.load("recommend", "page-shop").metadata["quality_gate"]["passed"] is False
+    assert any("Saved as 'page-shop'" in s.value for s in at.success)
+    assert "page-shop" in at.selectbox(key="recommend_model").options  # no reload needed
+
+
+def taste_csv() -> bytes:
+    from tests.domains.recommend.test_service import synthetic_log
+
+    return synthetic_log().to_csv(index=False).encode()
+
+
+def test_a_model_that_passes_is_listed_then_renamed_and_deleted(page, default_store):
+    at = page
+    at.file_uploader(key="recommend_upload").set_value(("log.csv", taste_csv(), "text/csv")).run()
+    at.text_input(key="recommend_new_name").set_value("taste-shop").run()
+    at.button(key="recommend_train").click().run()
+    assert not at.exception and not at.error
+    assert any(s.value.startswith("Better than its baseline: NDCG@10") for s in at.success)
+    assert any("Saved as 'taste-shop'" in s.value for s in at.success)
+    assert not [b for b in at.button if b.key == "recommend_train_save_anyway"]
+    assert "taste-shop" in at.selectbox(key="recommend_model").options
+    listed = [d.value for d in at.dataframe if "Held-out result" in d.value.columns][0]
+    assert listed.set_index("Name").loc["taste-shop", "Held-out result"].startswith("NDCG@10 0.")
+    at.selectbox(key="recommend_model").set_value("taste-shop").run()
+    assert not at.exception
+
+    at.selectbox(key="recommend_models_manage_model").set_value("taste-shop").run()
+    at.text_input(key="recommend_models_manage_new_name").set_value("taste-shop-2").run()
+    at.button(key="recommend_models_manage_rename").click().run()
+    assert not at.exception and not at.error
+    assert default_store.exists("recommend", "taste-shop-2") and not default_store.exists(
+        "recommend", "taste-shop"
+    )
+    options = at.selectbox(key="recommend_model").options
+    assert "taste-shop-2" in options and "taste-shop" not in options
+
+    at.selectbox(key="recommend_models_manage_model").set_value("taste-shop-2").run()
+    at.button(key="recommend_models_manage_delete").click().run()
+    at.button(key="recommend_models_manage_delete_yes").click().run()
+    assert not at.exception and not at.error
+    assert not default_store.exists("recommend", "taste-shop-2")
+    assert "taste-shop-2" not in at.selectbox(key="recommend_model").options

@@ -246,3 +246,65 @@ def test_service_stops_at_the_step_should_stop_says_and_saves_nothing(model_stor
         )
     assert len(polls) == 4 and len(steps) == 3
     assert _nothing_saved(model_store)
+
+
+def _same_picture_zip() -> bytes:
+    """Two classes (10 'a', 7 'b') of one picture: no model beats always answering 'a'."""
+    same = np.random.default_rng(1).integers(0, 255, (40, 40, 3)).astype(np.uint8)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for label, n in (("a", 10), ("b", 7)):
+            for i in range(n):
+                zf.writestr(f"{label}/{i}.png", _png(same))
+    return buffer.getvalue()
+
+
+def test_a_model_that_fails_the_gate_is_saved_only_with_save_anyway(app_test, model_store):
+    at = app_test("app_pages/vision.py")
+    at.file_uploader(key="vision_train_upload").set_value(
+        ("same.zip", _same_picture_zip(), "application/zip")
+    )
+    at.run()
+    at.slider(key="vision_epochs").set_value(1)
+    at.select_slider(key="vision_image_size").set_value(96)
+    at.checkbox(key="vision_augment").uncheck()
+    at.text_input(key="vision_train_name").set_value("same")
+    at.button(key="vision_train_button").click().run(timeout=300)
+    assert not at.exception and not _errors(at)
+    gate = at.session_state["vision_trained"]["gate"]
+    assert not gate.passed and not gate.beats_baseline  # one answer for all: at best the majority
+    assert any(w.value.startswith("Not better than its baseline") for w in at.warning)
+    assert not model_store.exists("vision", "same") and "same" not in at.selectbox(key="vision_model").options
+    at.button(key="vision_train_save_anyway").click().run(timeout=300)
+    assert not at.exception and not _errors(at)
+    assert model_store.load("vision", "same").metadata["quality_gate"]["passed"] is False
+    assert "same" in at.selectbox(key="vision_model").options  # listed at once, no reload
+    assert any("Saved on your request" in i.value for i in at.info)
+    assert "vision_trained_pending" not in at.session_state
+    assert not [b for b in at.button if b.key == "vision_train_save_anyway"]
+
+
+def test_the_model_manager_renames_and_deletes_a_saved_model(app_test, model_store):
+    from lucid.domains.vision.service import VisionService
+    from lucid.imaging.datasets import labelled_images_from_zip
+    from lucid.imaging.training import FineTuneConfig
+
+    config = FineTuneConfig(epochs=1, image_size=64, augment=False)
+    VisionService(model_store).train(
+        labelled_images_from_zip(_same_picture_zip()), "old", config, save_anyway=True
+    )
+    at = app_test("app_pages/vision.py")
+    at.selectbox(key="vision_model").set_value("old").run()
+    assert not at.exception and not _errors(at)
+    assert at.selectbox(key="vision_models_manage_model").options == ["old"]
+    at.text_input(key="vision_models_manage_new_name").set_value("new").run()
+    at.button(key="vision_models_manage_rename").click().run()
+    assert not at.exception and not _errors(at)
+    assert model_store.exists("vision", "new") and not model_store.exists("vision", "old")
+    assert at.selectbox(key="vision_model").options == ["efficientnet_lite0", "new"]
+    assert at.selectbox(key="vision_model").value == "efficientnet_lite0"  # 'old' is gone
+    at.button(key="vision_models_manage_delete").click().run()
+    at.button(key="vision_models_manage_delete_yes").click().run()
+    assert not at.exception and not _errors(at)
+    assert model_store.list("vision") == []
+    assert at.selectbox(key="vision_model").options == ["efficientnet_lite0"]

@@ -19,6 +19,18 @@ CAVEATS = [
 ]
 
 
+def _gate_line(gate: Any) -> dict[str, str]:
+    """The quality gate a user's model went through (defaults have none: they are the reference)."""
+    if not isinstance(gate, Mapping):
+        return {}
+    low, high = gate["model_ci"]
+    outcome = "passed" if gate["passed"] else "not passed; saved on the user's explicit choice"
+    return {
+        "Quality gate": f"{outcome}: {gate['metric']} {gate['model']:.3f} (95% CI {low:.3f} to {high:.3f}) "
+        f"against {gate['baseline']:.3f} for {gate['baseline_name']}, on {gate['n_test']:,} held-out rows"
+    }
+
+
 def credit_card(name: str, meta: Mapping[str, Any]) -> ModelCard:
     """The card of the model ``name`` from its stored metadata (held-out metrics on the 30% test)."""
     metrics, baseline = meta["metrics"], meta["baseline"]
@@ -42,6 +54,7 @@ def credit_card(name: str, meta: Mapping[str, Any]) -> ModelCard:
             "Target": f"{meta['target']} (default = {meta['positive_label']})",
             "Split": meta.get("split", ""),
             "Data hash / recipe": f"{meta.get('data_hash', '')} / recipe v{meta.get('recipe_version', '')}",
+            **_gate_line(meta.get("quality_gate")),
         },
         caveats=list(CAVEATS),
     )

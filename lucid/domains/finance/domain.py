@@ -37,6 +37,9 @@ class FinanceDomain(Domain):
         return shared_service(FinanceService, store.root if store else None)
 
     def run(self, request: Request, progress: Progress = None) -> dict[str, Any]:
+        """``train``: the held-out metrics, ``beats_baseline``, ``saved`` and ``quality_gate`` (a model
+        that does not beat the logistic baseline and chance is saved only with ``request.save_anyway``);
+        ``evaluate``: the risk metrics of a model on a labelled file."""
         service = shared_service(FinanceService)
         df = service.read_applicants(*read_path(request.data))
         if request.command == "train":
@@ -44,19 +47,16 @@ class FinanceDomain(Domain):
                 raise InvalidInputError("train needs --target COL.")
             features_text = request.option("features")
             features = [c.strip() for c in features_text.split(",")] if features_text else None
-            bundle = service.train(
+            result = service.train(
                 df,
                 request.target,
                 request.name or "",
                 features=features,
                 positive_label=request.option("positive_label"),
                 progress=progress,
+                save_anyway=request.save_anyway,
             )
-            return {
-                "model": bundle.name,
-                **bundle.metadata["metrics"],
-                "baseline_auc": bundle.metadata["baseline"]["auc"],
-            }
+            return result.summary()
         bundle = service.load(request.model or DEFAULT_MODEL)
         threshold = float(request.option("threshold", 0.5))
         return {"model": bundle.name, **service.evaluate(bundle, df, request.target, threshold=threshold)}

@@ -1,12 +1,13 @@
 """Credit-risk scoring: probability of default, reason codes, exact TreeSHAP, monitoring, training.
 
-The service behind the Credit risk page and ``lucid finance``. It trains
-gradient-boosted trees (XGBoost, categorical columns kept as the user's own values) with a
-stratified 30% held-out test set and early stopping on a validation split
-(:mod:`~lucid.domains.finance.training`), fits a logistic baseline on the same split, stores both
-the model and its held-out scores, and scores new applicants with a PD, a risk grade, a decision at
-a threshold and plain-sentence reason codes built from exact TreeSHAP (XGBoost's own
-``pred_contribs``), whose additivity is checked.
+The service behind the Credit risk page and ``lucid finance``. It trains gradient-boosted trees
+(XGBoost, categorical columns kept as the user's own values) with a stratified 30% held-out test set
+and early stopping on a validation split (:mod:`~lucid.domains.finance.training`), fits a logistic
+baseline on the same split, saves a user's model only when its held-out AUC beats that baseline and
+chance (:mod:`~lucid.domains.finance.gate`) or on the user's explicit choice, stores the model with
+its held-out scores, and scores new applicants with a PD, a risk grade, a decision at a threshold
+and plain-sentence reason codes built from exact TreeSHAP (XGBoost's own ``pred_contribs``), whose
+additivity is checked.
 
 Example:
     >>> service = FinanceService()
@@ -17,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,13 +31,14 @@ import shap
 from lucid.core.data import read_table
 from lucid.core.device import resolve_device, xgboost_device
 from lucid.core.errors import InvalidInputError
-from lucid.core.progress import Progress, ShouldStop, check_stop
+from lucid.core.progress import Progress, ShouldStop, check_stop, scaled
 from lucid.core.progress import report as notify
 from lucid.core.store import ModelStore, validate_name
 from lucid.domains.base import ModelCard, ModelService
 from lucid.domains.finance.bundle import CreditBundle, read_bundle, save_bundle
 from lucid.domains.finance.cards import credit_card
 from lucid.domains.finance.data import ValidationReport, label_text, validate_applicants
+from lucid.domains.finance.gate import CreditTraining, gate_of
 from lucid.domains.finance.model import FINANCE_MODELS, RECIPE_VERSION, GBMRecipe
 from lucid.domains.finance.monitoring import psi_table, psi_verdict
 from lucid.domains.finance.reasons import N_REASONS, reason_columns, reason_sentences, risk_grade
@@ -142,16 +145,17 @@ class FinanceService(ModelService[CreditBundle]):
         recipe: GBMRecipe | None = None,
         progress: Progress = None,
         should_stop: ShouldStop = None,
-    ) -> CreditBundle:
-        """Train on a user's labelled table and save the model under ``name``.
+        save_anyway: bool = False,
+    ) -> CreditTraining:
+        """Train on a user's labelled table, measure it against the logistic baseline on the held-out
+        30% (:func:`~lucid.domains.finance.gate.credit_quality_gate`) and save it under ``name`` when
+        it passes, or with ``save_anyway``; otherwise it comes back unsaved for :meth:`save_trained`.
 
         Raises:
             InvalidInputError: invalid name, a name taken by a default model, or bad data.
             TrainingCancelled: ``should_stop`` returned true (nothing is saved).
         """
-        name = validate_name(name)
-        if self.is_default(name):
-            raise InvalidInputError(f"'{name}' is the name of a built-in model; choose another name.")
+        name = self._new_name(name)
         trained = train_credit_model(
             df,
             target,
@@ -159,17 +163,31 @@ class FinanceService(ModelService[CreditBundle]):
             positive_label=positive_label,
             recipe=recipe,
             device=self.device,
-            progress=progress,
+            progress=scaled(progress, 0.0, 0.95),
             should_stop=should_stop,
         )
-        meta = {
-            "title": name,
-            "source": "trained in Lucid on your uploaded data",
-            "licence": "yours (the data's own terms apply)",
-            "training_data": f"your upload: {trained.facts['rows_labelled']:,} labelled rows",
-            "description": "Gradient-boosted trees (XGBoost) trained by Lucid's credit-risk recipe.",
-        }
-        return self._save(name, trained, meta)
+        check_stop(should_stop)
+        notify(progress, 0.96, "comparing with the baseline on the held-out rows")
+        gate = gate_of(trained)
+        result = CreditTraining(name, trained, gate)
+        if gate.passed or save_anyway:
+            result = self.save_trained(result)
+        notify(progress, 1.0, f"{'saved' if result.saved else 'not saved'}: {gate.metric} {gate.model:.3f}")
+        return result
+
+    def save_trained(self, result: CreditTraining) -> CreditTraining:
+        """Save a trained model (one that did not pass the gate: on the user's explicit choice)."""
+        if result.bundle is not None:
+            return result
+        name = self._new_name(result.name)
+        bundle = self._save(name, result.trained, result.metadata(name))
+        return dataclasses.replace(result, name=name, bundle=bundle)
+
+    def _new_name(self, name: str) -> str:
+        name = validate_name(name)
+        if self.is_default(name):
+            raise InvalidInputError(f"'{name}' is the name of a built-in model; choose another name.")
+        return name
 
     # -- scoring ---------------------------------------------------------------------------
 

@@ -60,12 +60,15 @@ class TrainedCredit:
     demo_rows: pd.DataFrame
     facts: dict[str, Any]
     explainer: CompiledTreeShap | None = None
+    #: The logistic baseline's PD on the same held-out rows (for the paired quality gate).
+    baseline_pd: np.ndarray | None = None
 
 
 def _baseline(
     train: pd.DataFrame, y_train: np.ndarray, test: pd.DataFrame, y_test: np.ndarray, model: CreditModel
-) -> dict[str, Any]:
-    """Logistic regression (imputed, scaled, one-hot) fitted on the same training rows."""
+) -> tuple[dict[str, Any], np.ndarray]:
+    """Logistic regression (imputed, scaled, one-hot) fitted on the same training rows: its summary
+    and its PD on the held-out rows."""
     numeric = [f.name for f in model.features if not f.is_categorical]
     categorical = [f.name for f in model.features if f.is_categorical]
     parts = []
@@ -95,7 +98,12 @@ def _baseline(
     pipe.fit(as_input(train), y_train)
     p = pipe.predict_proba(as_input(test))[:, 1]
     auc = float(roc_auc_score(y_test, p))
-    return {"auc": auc, "gini": 2 * auc - 1, "model": "logistic regression (median-imputed, scaled, one-hot)"}
+    summary = {
+        "auc": auc,
+        "gini": 2 * auc - 1,
+        "model": "logistic regression (median-imputed, scaled, one-hot)",
+    }
+    return summary, p
 
 
 def train_credit_model(
@@ -167,7 +175,9 @@ def train_credit_model(
     model = CreditModel(booster, schema, str(target), positive, negative, best, recipe.__dict__.copy())
     check_stop(should_stop)
     report(0.76, "fitting the logistic-regression baseline")
-    baseline = _baseline(frame.iloc[train_idx], y[train_idx], frame.iloc[test_idx], y[test_idx], model)
+    baseline, baseline_pd = _baseline(
+        frame.iloc[train_idx], y[train_idx], frame.iloc[test_idx], y[test_idx], model
+    )
     explainer = CompiledTreeShap.compile(model, progress=scaled(progress, 0.8, 0.95))
     report(0.96, "measuring on the held-out 30%")
     test_pd = model.predict_pd(frame.iloc[test_idx])
@@ -194,4 +204,6 @@ def train_credit_model(
         "early stopping on 15% of the train part",
     }
     report(1.0, f"done: held-out AUC {metrics['auc']:.3f} (baseline {baseline['auc']:.3f})")
-    return TrainedCredit(model, metrics, baseline, y[test_idx], test_pd, reference, demo, facts, explainer)
+    return TrainedCredit(
+        model, metrics, baseline, y[test_idx], test_pd, reference, demo, facts, explainer, baseline_pd
+    )

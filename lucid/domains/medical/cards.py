@@ -14,6 +14,7 @@ import pandas as pd
 
 from lucid.core.registry import ModelSpec
 from lucid.domains.base import ModelCard
+from lucid.domains.medical.gate import gate_summary
 
 DISCLAIMER = "Research demo, not for clinical use."
 UNCALIBRATED_NOTE = (
@@ -64,6 +65,7 @@ def demo_card(spec: ModelSpec, measured: Mapping[str, Mapping[str, Any]]) -> Mod
 def trained_card(name: str, meta: Mapping[str, Any]) -> ModelCard:
     """The card of a model fine-tuned here, from its stored metadata."""
     metrics = meta.get("metrics", {})
+    gate = meta.get("quality_gate")
     per_class: pd.DataFrame | str = (
         pd.DataFrame([{"class": c, **v} for c, v in metrics["per_class"].items()])
         if metrics.get("per_class")
@@ -95,6 +97,7 @@ def trained_card(name: str, meta: Mapping[str, Any]) -> ModelCard:
             "Classes": ", ".join(meta.get("class_names", [])),
             "Per class (test split)": per_class,
             "Calibration": calibration,
+            "Quality gate (held-out)": gate_summary(gate) if isinstance(gate, Mapping) else "not measured",
             "Created": meta.get("created"),
         },
         caveats=[DISCLAIMER, "Only as good as the labelled data it saw."],

@@ -63,12 +63,21 @@ class MedicalDomain(Domain):
                 threshold=threshold,
                 mode=request.option("mode", "full"),
             )
-            stored, result = service.train(labelled, request.name or "", config, progress=progress)
-            return {
-                "model": stored.name,
+            _, result = service.train(
+                labelled, request.name or "", config, progress=progress, save_anyway=request.save_anyway
+            )
+            gate = result.gate
+            out: dict[str, Any] = {
+                "model": result.name,
+                "saved": result.saved,
+                "beats_baseline": bool(gate and gate.beats_baseline),
+                "quality_gate": gate.as_dict() if gate else None,
                 **_summary(result.metrics),
                 "epoch_seconds": result.metrics["epoch_seconds"],
             }
+            if gate and not result.saved:
+                out["message"] = f"Not saved. {gate.verdict()} Run again with --save-anyway to keep it."
+            return out
         name = service.check_name(request.model or DEFAULT_MODEL)
         if request.command == "evaluate":
             labelled = labelled_scans_from_zip(data, window=window or service.window_for(name))

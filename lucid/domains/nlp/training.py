@@ -136,7 +136,12 @@ def tfidf_baseline_proba(
 
 @dataclass
 class TrainingResult:
-    """A trained classifier with its held-out metrics, the baseline's and the facts for its metadata."""
+    """A trained classifier with its held-out metrics, the baseline's and the facts for its metadata.
+
+    ``test_labels`` (class indices), ``test_predictions`` and ``baseline_predictions`` (probabilities)
+    are the held-out test texts the quality gate compares on; ``train_labels`` are the class indices
+    the model and the baseline learnt from.
+    """
 
     classifier: TextClassifier
     metrics: dict[str, Any]
@@ -148,6 +153,9 @@ class TrainingResult:
     test_predictions: np.ndarray = field(repr=False, default_factory=lambda: np.zeros((0, 0)))
     test_index: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, dtype=np.int64))
     fit_index: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, dtype=np.int64))
+    baseline_predictions: np.ndarray = field(repr=False, default_factory=lambda: np.zeros((0, 0)))
+    test_labels: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, dtype=np.int64))
+    train_labels: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, dtype=np.int64))
     extra: dict[str, Any] = field(default_factory=dict)
 
     def metadata(self) -> dict[str, Any]:
@@ -260,4 +268,7 @@ def train_and_evaluate(
         test_predictions=proba,
         test_index=test_idx,
         fit_index=fit_idx,
+        baseline_predictions=base_proba,
+        test_labels=y_all[test_idx],
+        train_labels=y_all[fit_idx],
     )

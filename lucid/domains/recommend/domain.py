@@ -10,7 +10,7 @@ from lucid.core.columns import ITEM_COLUMNS, RATING_COLUMNS, TIME_COLUMNS, USER_
 from lucid.core.data import read_table
 from lucid.core.errors import InvalidInputError
 from lucid.core.progress import Progress
-from lucid.core.store import ModelStore, shared_service, validate_name
+from lucid.core.store import ModelStore, shared_service
 from lucid.domains.base import Command, Domain, Option, Request
 from lucid.domains.recommend.batch import RecommendBatch, log, log_progress, pick_column
 from lucid.domains.recommend.data import InteractionData, attach_item_table, prepare_interactions
@@ -104,12 +104,27 @@ class RecommendDomain(Domain):
         return shared_service(RecommendService, store.root if store else None)
 
     def run(self, request: Request, progress: Progress = None) -> dict[str, Any]:
-        """``train`` / ``evaluate``: held-out metrics per system (popularity, candidates, full model)."""
+        """``train`` / ``evaluate``: held-out metrics per system (popularity, candidates, full model);
+        ``train`` adds the quality gate (the full model against popularity, NDCG@10 per held-out user)
+        and saves a model that does not pass it only with ``request.save_anyway``."""
         report = progress or log_progress
         service = shared_service(RecommendService)
         if request.command == "train":
-            model = service.train(interactions_from_request(request), request.name or "", progress=report)
-            return {"name": validate_name(request.name or ""), **_flat_metrics(model.metrics)}
+            trained = service.train(
+                interactions_from_request(request),
+                request.name or "",
+                progress=report,
+                save_anyway=request.save_anyway,
+            )
+            if not trained.saved:
+                log.warning("Not saved: %s Use --save-anyway to save it.", trained.gate.verdict())
+            return {
+                "name": trained.name,
+                **_flat_metrics(trained.model.metrics),
+                "beats_baseline": trained.gate.beats_baseline,
+                "saved": trained.saved,
+                "quality_gate": trained.gate.as_dict(),
+            }
         if request.command == "evaluate":
             if request.model:
                 service.check_name(request.model)  # raises ModelNotFoundError for unknown names

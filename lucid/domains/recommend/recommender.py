@@ -20,6 +20,7 @@ import torch
 import xgboost as xgb
 
 from lucid.core.errors import InvalidInputError
+from lucid.core.quality import QualityGate
 from lucid.domains.recommend.data import InteractionData
 from lucid.domains.recommend.features import (
     FEATURE_LABELS,
@@ -59,12 +60,16 @@ class Recommender:
         booster: xgb.Booster,
         metrics: dict[str, dict[str, float]],
         info: dict[str, Any],
+        *,
+        gate: QualityGate | None = None,
     ) -> None:
         self.data = data
         self.generator = generator.eval()
         self.booster = booster
         self.metrics = metrics
         self.info = info
+        #: The held-out comparison with popularity when just trained (a stored one is in its metadata).
+        self.gate = gate
         self.user_ids = sorted(data.interactions["user"].unique())
         self.item_ids = list(data.items.index)
         self._user_pos = {u: k for k, u in enumerate(self.user_ids)}

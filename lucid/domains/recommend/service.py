@@ -13,15 +13,20 @@ Example:
     >>> model = service.load("movielens-100k")          # built and stored on first use
     >>> recs = model.recommend("196", n=10)
     >>> recs.table[["title", "reason"]]
+    >>> trained = service.train(data, "shop")        # saved only when it beats popularity
+    >>> trained.gate.verdict(), trained.saved
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-from typing import ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
-from lucid.core.errors import InvalidInputError
+from lucid.core.errors import InvalidInputError, TrainingError
 from lucid.core.progress import Progress, ShouldStop
+from lucid.core.quality import QualityGate
 from lucid.core.registry import ModelRegistry
 from lucid.core.store import data_hash, validate_name
 from lucid.domains.base import ModelCard, ModelService
@@ -35,7 +40,25 @@ from lucid.domains.recommend.training import TrainConfig, train_recommender
 
 DOMAIN = "recommend"
 
-__all__ = ["DEFAULT_MODEL", "DOMAIN", "RecommendService", "TrainConfig"]
+__all__ = ["DEFAULT_MODEL", "DOMAIN", "RecommendService", "TrainConfig", "TrainedRecommender"]
+
+
+@dataclass(frozen=True)
+class TrainedRecommender:
+    """A training run's outcome: the model, its held-out comparison with popularity, and whether it
+    was saved (a model that does not pass the gate is kept here until the user chooses to save it).
+
+    Attributes:
+        name: the name it is (or would be) saved under.
+        model: the trained recommender.
+        gate: NDCG@10 of the model against popularity on the same held-out users.
+        saved: whether it is in the model store.
+    """
+
+    name: str
+    model: Recommender
+    gate: QualityGate
+    saved: bool
 
 
 class RecommendService(ModelService[Recommender]):
@@ -72,20 +95,42 @@ class RecommendService(ModelService[Recommender]):
         config: TrainConfig | None = None,
         progress: Progress = None,
         should_stop: ShouldStop = None,
-    ) -> Recommender:
-        """Train on a user's interaction log and save the model under ``name``.
+        save_anyway: bool = False,
+    ) -> TrainedRecommender:
+        """Train on a user's interaction log, measure it against popularity, and save it under ``name``
+        when it passes the quality gate (or with ``save_anyway``).
+
+        A model that does not pass is returned unsaved (``saved=False``); :meth:`save_trained` saves
+        it on the user's explicit choice.
 
         Raises:
             InvalidInputError: invalid name, or the name of a built-in model.
             TrainingCancelled: ``should_stop`` returned true; nothing was saved.
         """
+        name = self._check_new_name(name)
+        model = train_recommender(data, config=config, progress=progress, should_stop=should_stop)
+        gate = model.gate
+        if gate is None:  # train_recommender always measures one; a missing gate is a defect
+            raise TrainingError("The new model could not be measured against its baseline.")
+        result = TrainedRecommender(name, model, gate, saved=False)
+        if gate.passed or save_anyway:
+            result = self.save_trained(result)
+        return result
+
+    def save_trained(self, result: TrainedRecommender) -> TrainedRecommender:
+        """Save a trained model that was not saved (it did not pass the gate), on the user's choice."""
+        name = self._check_new_name(result.name)
+        self._save(
+            name, result.model, base_model="BPR matrix factorisation + XGBoost ranker", gate=result.gate
+        )
+        self.remember(name, result.model)
+        return dataclasses.replace(result, name=name, saved=True)
+
+    def _check_new_name(self, name: str) -> str:
         name = validate_name(name)
         if self.is_default(name):
             raise InvalidInputError(f"'{name}' is the name of a built-in model; choose another name.")
-        model = train_recommender(data, config=config, progress=progress, should_stop=should_stop)
-        self._save(name, model, base_model="BPR matrix factorisation + XGBoost ranker")
-        self.remember(name, model)
-        return model
+        return name
 
     def card(self, name: str) -> ModelCard:
         """The model card: source, licence, data, held-out metrics (once built) and limits."""
@@ -97,18 +142,25 @@ class RecommendService(ModelService[Recommender]):
     def _build_default(self, name: str, *, progress: Progress, should_stop: ShouldStop) -> None:
         data = movielens_interaction_data(RECOMMEND_MODELS.create(name))
         model = train_recommender(data, progress=progress, should_stop=should_stop)
-        self._save(name, model, base_model=name)
+        self._save(name, model, base_model=name)  # a built-in model is the reference: no gate to pass
 
     def _read(self, name: str, *, progress: Progress = None) -> Recommender:
         return read_recommender(self.store.load(self.domain, name).path)
 
-    def _save(self, name: str, model: Recommender, base_model: str) -> None:
+    def _save(self, name: str, model: Recommender, base_model: str, gate: QualityGate | None = None) -> None:
         frame = model.data.interactions
-        meta = {
+        meta: dict[str, Any] = {
             "base_model": base_model,
+            "data": (
+                f"{model.info.get('n_users', 0):,} users, {model.info.get('n_items', 0):,} items, "
+                f"{len(frame):,} interactions"
+            ),
             "recipe_version": RECIPE_VERSION,
             "data_hash": data_hash(frame.to_csv(index=False)),
             "metrics": model.metrics,
             **{k: v for k, v in model.info.items() if k != "recipe_version"},
         }
+        gate = gate or model.gate
+        if gate is not None:
+            meta["quality_gate"] = gate.as_dict()
         self.store.save(self.domain, name, functools.partial(write_recommender, model), meta)

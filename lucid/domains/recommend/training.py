@@ -2,8 +2,9 @@
 
 Each user's latest 20% of interactions (random ones when there is no time) are held out for the
 test; the ranker learns from a second hold-out inside the training part; the metrics compare
-popularity, the candidate generator alone and the full model on the same test. The model that
-serves recommendations is then refit on all interactions by the same recipe.
+popularity, the candidate generator alone and the full model on the same test, and the quality gate
+pairs the full model with popularity user by user. The model that serves recommendations is then
+refit on all interactions by the same recipe.
 
 Example:
     >>> model = train_recommender(movielens_interaction_data(), progress=print)
@@ -22,9 +23,10 @@ import xgboost as xgb
 
 from lucid.core.device import resolve_device
 from lucid.core.progress import Progress, ShouldStop, report, scaled
+from lucid.core.quality import QualityGate, compare_per_item
 from lucid.domains.recommend.data import InteractionData, temporal_split
 from lucid.domains.recommend.features import InteractionIndex, build_features
-from lucid.domains.recommend.metrics import ranking_metrics
+from lucid.domains.recommend.metrics import ndcg_at_k, ranking_metrics
 from lucid.domains.recommend.model import (
     N_CANDIDATES,
     RANKER_ROUNDS,
@@ -89,6 +91,24 @@ def evaluate_systems(
     seed: int = 0,
 ) -> dict[str, dict[str, float]]:
     """Metrics of popularity, the generator alone and the full model on the same held-out items."""
+    metrics, _ = evaluate_per_user(
+        generator, booster, index, relevant, n_candidates=n_candidates, k=k, seed=seed
+    )
+    return metrics
+
+
+def evaluate_per_user(
+    generator: BPRMatrixFactorisation,
+    booster: xgb.Booster,
+    index: InteractionIndex,
+    relevant: dict[int, set[int]],
+    *,
+    n_candidates: int,
+    k: int = K,
+    seed: int = 0,
+) -> tuple[dict[str, dict[str, float]], dict[str, np.ndarray]]:
+    """:func:`evaluate_systems` and, per system, the NDCG@k of every evaluated user (same user order
+    for every system, so the quality gate can pair them)."""
     users = _sample_users(list(relevant), MAX_EVAL_USERS, seed)
     kc = min(n_candidates, index.n_items)
     cands = candidates(generator, index, users, kc)
@@ -98,13 +118,35 @@ def evaluate_systems(
     pop = popularity_top(index, users, k)
     item_users = dict(enumerate(index.item_users.astype(int).tolist()))
     rel = {int(u): relevant[int(u)] for u in users}
-    out = {}
+    out, per_user = {}, {}
     for name, ranked in (("popularity", pop), ("candidate generator", cands[:, :k]), ("full model", full)):
         recs = {int(u): [int(x) for x in row if x >= 0] for u, row in zip(users, ranked, strict=True)}
         out[name] = ranking_metrics(
             recs, rel, k=k, n_items=index.n_items, item_users=item_users, n_users=index.n_users
         )
-    return out
+        per_user[name] = np.array([ndcg_at_k(recs[int(u)], rel[int(u)], k) for u in users if rel[int(u)]])
+    return out, per_user
+
+
+def quality_gate(per_user: dict[str, np.ndarray], *, n_relevant_users: int, k: int = K) -> QualityGate:
+    """The full model against popularity on the same held-out users (NDCG@k per user, paired).
+
+    Chance is 0: a recommender that never finds a held-out item scores 0 for every user.
+    """
+    notes = [
+        "Measured on a model trained without each user's held-out interactions; the saved model is "
+        "then refit on all of them by the same recipe."
+    ]
+    if n_relevant_users > MAX_EVAL_USERS:
+        notes.append(f"Measured on a seeded sample of {MAX_EVAL_USERS:,} of {n_relevant_users:,} users.")
+    return compare_per_item(
+        f"NDCG@{k}",
+        per_user["full model"],
+        per_user["popularity"],
+        baseline_name="recommending the most popular items (popularity)",
+        chance=0.0,
+        notes=notes,
+    )
 
 
 def train_recommender(
@@ -120,7 +162,9 @@ def train_recommender(
     Steps: hold out each user's latest interactions (test); inside the rest, hold out the latest
     again (ranker labels); train the generator on what is left, and the ranker on its candidates;
     retrain the generator on the whole training part and measure popularity, the generator and
-    the full model on the test; finally refit the generator on everything for serving.
+    the full model on the test, and build the quality gate (the full model against popularity,
+    NDCG@10 per held-out user, in :attr:`Recommender.gate`); finally refit the generator on
+    everything for serving.
 
     Raises:
         TrainingError: the data gives the ranker nothing to learn from.
@@ -169,9 +213,11 @@ def train_recommender(
     booster = train_ranker(feats, labels, config.ranker_rounds, should_stop)
     g_train = fit_generator(train, 0.3, 0.6, "Step 3/4, evaluation")
     index_train = InteractionIndex(train, user_ids, item_ids, categories, data.like_threshold)
-    metrics = evaluate_systems(
-        g_train, booster, index_train, _relevant(test, user_pos, item_pos), n_candidates=kc, seed=config.seed
+    test_rel = _relevant(test, user_pos, item_pos)
+    metrics, per_user = evaluate_per_user(
+        g_train, booster, index_train, test_rel, n_candidates=kc, seed=config.seed
     )
+    gate = quality_gate(per_user, n_relevant_users=sum(1 for v in test_rel.values() if v))
     g_all = fit_generator(frame, 0.62, 1.0, "Step 4/4, final model on all data")
     info = {
         "recipe_version": RECIPE_VERSION,
@@ -187,4 +233,4 @@ def train_recommender(
         "device": device.type,
     }
     report(progress, 1.0, "Done")
-    return Recommender(data, g_all, booster, metrics, info)
+    return Recommender(data, g_all, booster, metrics, info, gate=gate)

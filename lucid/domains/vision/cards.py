@@ -93,6 +93,7 @@ def saved_card(name: str, meta: dict[str, Any]) -> ModelCard:
         metrics={
             "Test accuracy (held-out)": metrics.get("accuracy"),
             "Majority-class baseline on the same test images": metrics.get("majority_baseline_accuracy"),
+            **_gate_line(meta.get("quality_gate")),
         },
         details={
             "Classes": ", ".join(meta.get("class_names", [])),
@@ -106,3 +107,18 @@ def saved_card(name: str, meta: dict[str, Any]) -> ModelCard:
             "for images like the training ones."
         ],
     )
+
+
+def _gate_line(gate: Any) -> dict[str, str]:
+    """The quality gate stored with a model, in one line (models saved before the gate have none)."""
+    if not isinstance(gate, dict):
+        return {}
+    low, high = gate["model_ci"]
+    outcome = "passed" if gate["passed"] else "did not pass; saved on the user's explicit choice"
+    return {
+        "Quality check": (
+            f"{outcome}: accuracy {gate['model']:.3f} (95% CI {low:.3f} to {high:.3f}) on {gate['n_test']} "
+            f"held-out images, against {gate['baseline']:.3f} for {gate['baseline_name']}; "
+            f"chance {gate['chance']:.3f}"
+        )
+    }

@@ -62,7 +62,11 @@ class VisionDomain(Domain):
         return shared_service(VisionService, store.root if store else None)
 
     def run(self, request: Request, progress: Progress = None) -> dict[str, Any]:
-        """``train`` / ``evaluate`` on a folder or zip of class folders."""
+        """``train`` / ``evaluate`` on a folder or zip of class folders.
+
+        ``train`` saves the model when it passes the quality gate, or with ``request.save_anyway``;
+        its summary says whether it was saved and carries the gate.
+        """
         service = shared_service(VisionService)
         if request.command == "train":
             config = FineTuneConfig(
@@ -74,11 +78,21 @@ class VisionDomain(Domain):
                 vflip=bool(request.option("vflip", False)),
             )
             name = request.name or ""
-            result = service.train(
-                labelled_from_path(request.data), name, config, progress=progress or _log_epochs
+            trained = service.train(
+                labelled_from_path(request.data),
+                name,
+                config,
+                progress=progress or _log_epochs,
+                save_anyway=request.save_anyway,
             )
+            result = trained.result
             return {
-                "name": name,
+                "name": trained.name,
+                "saved": trained.saved,
+                "beats_baseline": trained.gate.beats_baseline,
+                "quality_gate": trained.gate.as_dict(),
+                "verdict": trained.gate.verdict(),
+                "caveats": trained.gate.caveats(),
                 "accuracy": result.metrics["accuracy"],
                 "majority_baseline_accuracy": result.metrics["majority_baseline_accuracy"],
                 "macro_f1": result.metrics["macro_f1"],

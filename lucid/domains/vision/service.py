@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,7 @@ from PIL import Image
 
 from lucid.core.errors import InvalidInputError
 from lucid.core.progress import Progress, ShouldStop, report
+from lucid.core.quality import QualityGate
 from lucid.core.store import ModelStore, validate_name
 from lucid.domains.base import ModelCard, ModelService
 from lucid.domains.vision.cards import default_card, sample_check_text, saved_card
@@ -37,6 +39,7 @@ from lucid.domains.vision.model import (
     imagenet_class_names,
     load_efficientnet_lite0,
 )
+from lucid.domains.vision.quality import accuracy_gate
 from lucid.imaging.classifier import ImageClassifier, top_k_from_probabilities
 from lucid.imaging.datasets import LabelledImages
 from lucid.imaging.metrics import evaluate_classifier
@@ -50,6 +53,31 @@ DOMAIN = "vision"
 DEFAULT_MODEL = "efficientnet_lite0"
 #: What the packaged weights must give on the sample photos before the default is served.
 EXPECTED_TOP1 = {"chelsea": {"tiger cat", "Egyptian cat", "tabby, tabby cat"}, "coffee": {"espresso"}}
+
+
+def data_summary(data: LabelledImages) -> str:
+    """The training data in a few words, for the list of saved models."""
+    counts = data.class_counts()
+    return f"{len(data):,} labelled images, {len(counts)} classes ({', '.join(sorted(counts))})"
+
+
+@dataclass
+class TrainedImages:
+    """A fine-tuned model with its quality gate, saved or waiting for the user's choice.
+
+    Attributes:
+        name: the (validated) name it is or will be saved under.
+        result: the fine-tuning result (model, classes, held-out test metrics, history).
+        gate: test accuracy against the majority-class baseline and chance.
+        data: the training data in words.
+        saved: whether it is in the model store.
+    """
+
+    name: str
+    result: FineTuneResult
+    gate: QualityGate
+    data: str
+    saved: bool = False
 
 
 def top_k_table(clf: ImageClassifier, items: Sequence[tuple[str, Image.Image]], k: int = 5) -> pd.DataFrame:
@@ -219,9 +247,19 @@ class VisionService(ModelService[ImageClassifier]):
         *,
         progress: Progress = None,
         should_stop: ShouldStop = None,
+        save_anyway: bool = False,
         save: bool = True,
-    ) -> FineTuneResult:
-        """Fine-tune the ImageNet EfficientNet-Lite0 on labelled images and save it under ``name``.
+    ) -> TrainedImages:
+        """Fine-tune the ImageNet EfficientNet-Lite0 on labelled images and save it under ``name`` when it
+        passes the quality gate (or with ``save_anyway``).
+
+        The gate compares the test accuracy with always predicting the most common training class on
+        the same held-out images, and with chance; a model that does not pass comes back unsaved, ready
+        for :meth:`save_trained` on the user's explicit choice.
+
+        Args:
+            save_anyway: save even when the model does not pass the gate.
+            save: ``False`` never saves (measure only).
 
         Raises:
             InvalidInputError: the name is invalid or is a built-in model's.
@@ -236,31 +274,40 @@ class VisionService(ModelService[ImageClassifier]):
         result = fine_tune(
             backbone, prep, data, config, device=self.device, progress=progress, should_stop=should_stop
         )
-        if save:
-            save_classifier(
-                self.store,
-                DOMAIN,
-                clean,
-                result.model,
-                architecture="tf_efficientnet_lite0",
-                class_names=result.class_names,
-                preprocessing=result.preprocessing,
-                reserved_names=VISION_MODELS.names(),
-                gradcam_layer=GRADCAM_LAYERS["tf_efficientnet_lite0"],
-                metadata={
-                    "metrics": result.metrics,
-                    "history": result.history,
-                    "split_sizes": result.split_sizes,
-                    "config": result.config.as_dict(),
-                    "data_hash": result.data_hash,
-                    "recipe_version": RECIPE_VERSION,
-                    "train_seconds": result.seconds,
-                },
-            )
-            self.forget(clean)
-            with self._lock:
-                self._sample_checks.pop(clean, None)
-        return result
+        trained = TrainedImages(clean, result, accuracy_gate(result.metrics), data_summary(data))
+        if save and (trained.gate.passed or save_anyway):
+            self.save_trained(trained)
+        return trained
+
+    def save_trained(self, trained: TrainedImages) -> None:
+        """Save a trained model (one that did not pass the gate, on the user's explicit choice)."""
+        result = trained.result
+        save_classifier(
+            self.store,
+            DOMAIN,
+            trained.name,
+            result.model,
+            architecture="tf_efficientnet_lite0",
+            class_names=result.class_names,
+            preprocessing=result.preprocessing,
+            reserved_names=VISION_MODELS.names(),
+            gradcam_layer=GRADCAM_LAYERS["tf_efficientnet_lite0"],
+            metadata={
+                "metrics": result.metrics,
+                "quality_gate": trained.gate.as_dict(),
+                "data": trained.data,
+                "history": result.history,
+                "split_sizes": result.split_sizes,
+                "config": result.config.as_dict(),
+                "data_hash": result.data_hash,
+                "recipe_version": RECIPE_VERSION,
+                "train_seconds": result.seconds,
+            },
+        )
+        trained.saved = True
+        self.forget(trained.name)
+        with self._lock:
+            self._sample_checks.pop(trained.name, None)
 
     def evaluate(self, data: LabelledImages, model: str = DEFAULT_MODEL) -> dict[str, Any]:
         """Accuracy, per-class precision/recall and confusion matrix of a model on labelled images."""

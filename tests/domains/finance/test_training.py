@@ -33,11 +33,18 @@ def test_train_your_own_saves_a_model_that_reloads_identically(model_store):
     df.loc[3, "late"] = "n/a"  # text in a numeric column is counted, not fatal
     service = FinanceService(model_store)
     steps = []
-    bundle = service.train(df, "default", "my model", recipe=SMALL, progress=lambda f, m: steps.append(f))
+    result = service.train(df, "default", "my model", recipe=SMALL, progress=lambda f, m: steps.append(f))
     assert steps == sorted(steps) and steps[-1] == 1.0
+    # Trees learn the U-shaped income risk the logistic baseline cannot: the model passes and is saved.
+    assert result.saved and result.gate.passed and result.gate.diff_low > 0
+    bundle = result.bundle
     assert [f.kind for f in bundle.model.features] == ["numeric", "numeric", "categorical"]
     meta = json.loads((model_store.path("finance", "my model") / "metadata.json").read_text())
     assert meta["metrics"]["auc"] > 0.6 and "auc" in meta["baseline"] and meta["rows_test"] == 180
+    gate = meta["quality_gate"]
+    assert gate["passed"] and gate["model"] == pytest.approx(meta["metrics"]["auc"], abs=1e-6)
+    assert gate["baseline"] == pytest.approx(meta["baseline"]["auc"], abs=1e-6) and gate["n_test"] == 180
+    assert gate["model_ci"][0] > 0.5 and gate["model"] > gate["baseline"]
     reloaded = FinanceService(ModelStore(model_store.root)).load("my model")
     new = synthetic(50, seed=3).drop(columns="default")
     a = service.score(bundle, new)

@@ -18,4 +18,7 @@ def test_fine_tuning_on_bccd_cell_crops_beats_the_majority_class(shared_data, mo
     assert m["majority_baseline_accuracy"] == pytest.approx(1 / 3)
     assert m["accuracy"] >= m["majority_baseline_accuracy"] + 0.35, m
     assert m["macro_auc"] > 0.9
-    assert stored.metadata["metrics"]["accuracy"] == m["accuracy"]
+    assert stored is not None and stored.metadata["metrics"]["accuracy"] == m["accuracy"]
+    gate = stored.metadata["quality_gate"]  # the most common training class and chance are 1 / 3 here
+    assert gate["passed"] and gate["model"] == pytest.approx(m["accuracy"])
+    assert gate["chance"] == pytest.approx(1 / 3) and gate["model_ci"][0] > gate["baseline"]

@@ -158,7 +158,9 @@ def test_split_used_for_metrics_is_the_temporal_one():
 
 def test_train_save_reload_and_names(model_store):
     service = RecommendService(model_store)
-    model = service.train(tiny_data(), "my shop", config=TINY)
+    trained = service.train(tiny_data(), "my shop", config=TINY)
+    assert trained.saved and trained.gate.passed
+    model = trained.model
     assert "my shop" in service.model_names()
     stored = model_store.load("recommend", "my shop")
     assert stored.metadata["metrics"]["full model"]["users"] == 60
@@ -213,8 +215,9 @@ def test_cli_train_score_evaluate(model_store, tmp_path, capsys):
         "time",
     ]
     assert cli_main(args) == 0
-    out = capsys.readouterr().out.strip().splitlines()[-1]
-    assert '"full model/ndcg@10"' in out
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["full model/ndcg@10"] > out["popularity/ndcg@10"]
+    assert out["saved"] is True and out["beats_baseline"] is True and out["quality_gate"]["passed"] is True
     users = tmp_path / "users.csv"
     pd.DataFrame({"user": ["u1", "u2"]}).to_csv(users, index=False)
     dest = tmp_path / "top.csv"

@@ -74,8 +74,51 @@ def test_cli_train_then_evaluate(tmp_path, model_store):
     json.dumps(metrics)  # printable as the CLI's last line
     assert metrics["class_names"] == ["blue", "red"]
     assert metrics["accuracy"] >= metrics["majority_baseline_accuracy"]
+    assert metrics["saved"] and metrics["beats_baseline"] and metrics["quality_gate"]["passed"]
+    assert metrics["quality_gate"]["baseline"] == pytest.approx(metrics["majority_baseline_accuracy"])
     assert model_store.exists("vision", "colours")
     evaluated = cli_run(_request("evaluate", data=str(archive), model="colours"))
     assert evaluated["accuracy"] > 0.9 and evaluated["n"] == 24
     with pytest.raises(InvalidInputError, match="built-in"):
         cli_run(_request("train", data=str(archive), name="efficientnet_lite0", epochs=1))
+
+
+def _last_json(capsys) -> dict:
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+@pytest.mark.slow  # two fine-tuning runs through the CLI
+def test_cli_train_keeps_a_model_that_fails_the_gate_only_with_save_anyway(tmp_path, model_store, capsys):
+    from lucid.cli import main
+
+    folder = tmp_path / "same"
+    same = Image.fromarray(np.random.default_rng(1).integers(0, 255, (40, 40, 3)).astype(np.uint8))
+    for label, n in (("a", 10), ("b", 7)):  # one picture for both classes: no model beats answering 'a'
+        (folder / label).mkdir(parents=True)
+        for i in range(n):
+            same.save(folder / label / f"{i}.png")
+    argv = ["vision", "train", str(folder), "--name", "same", "--epochs", "1", "--image-size", "64"]
+    service = DOMAINS["vision"].service()
+    assert main([*argv, "--no-augment"]) == 0
+    summary = _last_json(capsys)
+    assert summary["saved"] is False and summary["beats_baseline"] is False
+    gate = summary["quality_gate"]
+    assert gate["passed"] is False and gate["model"] == gate["baseline"] and gate["chance"] == 0.5
+    assert summary["verdict"].startswith("Not better than its baseline")
+    assert "same" not in service.model_names() and not model_store.exists("vision", "same")
+
+    assert main([*argv, "--no-augment", "--save-anyway"]) == 0
+    summary = _last_json(capsys)
+    assert summary["saved"] is True and summary["quality_gate"]["passed"] is False
+    assert "same" in service.model_names()
+    assert model_store.load("vision", "same").metadata["quality_gate"] == summary["quality_gate"]
+
+    assert main(["vision", "models", "--rename", "same", "kept"]) == 0
+    listed = _last_json(capsys)
+    assert listed["renamed"] == {"from": "same", "to": "kept"}
+    assert [m["Name"] for m in listed["saved"]] == ["kept"]
+    assert model_store.exists("vision", "kept") and not model_store.exists("vision", "same")
+    assert main(["vision", "models", "--delete", "kept"]) == 0
+    assert _last_json(capsys)["saved"] == [] and service.model_names() == ["efficientnet_lite0"]
+    assert main(["vision", "models", "--delete", "efficientnet_lite0"]) == 1
+    assert "built-in" in capsys.readouterr().err
